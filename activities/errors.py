@@ -1,0 +1,81 @@
+"""The one error taxonomy of the refund service.
+
+    RefundError                      base; ``retryable`` says whether Temporal may try again
+    ├── RefundRefused                the request itself is wrong: never retried, ends REJECTED
+    │   ├── PaymentNotFound          the provider does not know the payment
+    │   ├── PaymentNotRefundable     disputed, not captured, canceled, fully refunded
+    │   ├── CurrencyMismatch         the request's currency is not the payment's
+    │   └── OverRefund               more than what is still refundable (provider or ledger)
+    ├── ProviderDeclined             the provider refused the operation: never retried, ends FAILED
+    ├── ProviderAuthFailed           bad or missing API key: never retried, ends FAILED
+    ├── ProviderUnavailable          5xx, timeouts, dropped connections: retried
+    ├── ProviderRateLimited          429: retried
+    ├── LedgerConflict               a transfer id reused with other fields: never retried
+    └── DatabaseUnavailable          PostgreSQL unreachable: retried
+
+Activities raise these; ``to_application_error`` turns one into a Temporal
+``ApplicationError`` whose ``type`` is the class name, so the workflow (and any
+other language's client) can tell them apart without importing this module.
+"""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+
+class RefundError(Exception):
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RefundRefused(RefundError):
+    """The request cannot be honoured as asked; nothing was moved."""
+
+
+class PaymentNotFound(RefundRefused):
+    pass
+
+
+class PaymentNotRefundable(RefundRefused):
+    pass
+
+
+class CurrencyMismatch(RefundRefused):
+    pass
+
+
+class OverRefund(RefundRefused):
+    pass
+
+
+class ProviderDeclined(RefundError):
+    pass
+
+
+class ProviderAuthFailed(RefundError):
+    pass
+
+
+class ProviderUnavailable(RefundError):
+    retryable = True
+
+
+class ProviderRateLimited(RefundError):
+    retryable = True
+
+
+class LedgerConflict(RefundError):
+    pass
+
+
+class DatabaseUnavailable(RefundError):
+    retryable = True
+
+
+def to_application_error(error: RefundError) -> ApplicationError:
+    return ApplicationError(
+        error.message, type=type(error).__name__, non_retryable=not error.retryable
+    )
