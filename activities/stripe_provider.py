@@ -1,0 +1,209 @@
+"""Stripe adapter: the only module that imports the ``stripe`` SDK.
+
+The SDK would add a random ``Idempotency-Key`` to every POST and retry by itself; a Temporal
+activity retry would then become a second refund. So every money-moving call passes our own
+key and the client is built with ``max_network_retries=0``: Temporal does the retrying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import stripe
+
+from activities.errors import (
+    OverRefund,
+    PaymentNotFound,
+    PaymentNotRefundable,
+    ProviderAuthFailed,
+    ProviderDeclined,
+    ProviderRateLimited,
+    ProviderUnavailable,
+    RefundError,
+)
+from workflows.models import (
+    PaymentSnapshot,
+    PaymentState,
+    Psp,
+    PspRefund,
+    PspRefundStatus,
+    RefundPlan,
+    RefundReason,
+)
+
+T = TypeVar("T")
+
+# Stripe knows three refund reasons; ours are finer and travel in metadata instead.
+_STRIPE_REASONS = {
+    RefundReason.DUPLICATE: "duplicate",
+    RefundReason.FRAUDULENT: "fraudulent",
+}
+_PAYMENT_STATES = {
+    "requires_capture": PaymentState.AUTHORIZED,
+    "succeeded": PaymentState.CAPTURED,
+    "canceled": PaymentState.CANCELED,
+}
+_REFUND_STATES = {
+    "succeeded": PspRefundStatus.SUCCEEDED,
+    "failed": PspRefundStatus.FAILED,
+    "canceled": PspRefundStatus.FAILED,
+}
+
+
+class StripeProvider:
+    psp = Psp.STRIPE
+
+    def __init__(self, api_key: str, api_base: str | None = None) -> None:
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=0,
+        )
+
+    async def fetch_payment(self, payment_id: str) -> PaymentSnapshot:
+        if payment_id.startswith("pi_"):
+            intent = await _call(
+                self._client.v1.payment_intents.retrieve_async(
+                    payment_id, params={"expand": ["latest_charge"]}
+                )
+            )
+            charge = (
+                intent.latest_charge if isinstance(intent.latest_charge, stripe.Charge) else None
+            )
+            return _snapshot(payment_id, intent, charge)
+        if payment_id.startswith("ch_"):
+            charge = await _call(self._client.v1.charges.retrieve_async(payment_id))
+            owner: stripe.PaymentIntent | None = None
+            if isinstance(charge.payment_intent, str):
+                owner = await _call(
+                    self._client.v1.payment_intents.retrieve_async(charge.payment_intent)
+                )
+            return _snapshot(payment_id, owner, charge)
+        raise PaymentNotFound(
+            f"{payment_id!r} is not a Stripe payment id: expected a PaymentIntent (pi_...) "
+            "or a Charge (ch_...)"
+        )
+
+    async def refund(
+        self,
+        payment: PaymentSnapshot,
+        plan: RefundPlan,
+        reason: RefundReason,
+        idempotency_key: str,
+        refund_id: str,
+    ) -> PspRefund:
+        target = "payment_intent" if payment.payment_id.startswith("pi_") else "charge"
+        params: dict[str, Any] = {
+            target: payment.payment_id,
+            "amount": plan.amount,
+            "reason": _STRIPE_REASONS.get(reason, "requested_by_customer"),
+            "metadata": {"refund_request_id": refund_id, "reason_code": reason.value},
+        }
+        refund = await _call(
+            self._client.v1.refunds.create_async(
+                params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return _psp_refund(refund)
+
+    async def void(self, payment: PaymentSnapshot, idempotency_key: str) -> PspRefund:
+        intent_id = payment.payment_id
+        if not intent_id.startswith("pi_"):
+            raise PaymentNotRefundable(
+                f"charge {intent_id} is only authorised; void it through its PaymentIntent"
+            )
+        intent = await _call(
+            self._client.v1.payment_intents.cancel_async(
+                intent_id,
+                params={"cancellation_reason": "requested_by_customer"},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return PspRefund(
+            psp_refund_id=intent.id,
+            status=PspRefundStatus.SUCCEEDED
+            if intent.status == "canceled"
+            else PspRefundStatus.FAILED,
+            amount=payment.amount_authorized,
+            currency=intent.currency.upper(),
+            failure_reason=None
+            if intent.status == "canceled"
+            else f"PaymentIntent is {intent.status}",
+        )
+
+    async def fetch_refund(self, psp_refund_id: str) -> PspRefund:
+        return _psp_refund(await _call(self._client.v1.refunds.retrieve_async(psp_refund_id)))
+
+
+def _snapshot(
+    payment_id: str, intent: stripe.PaymentIntent | None, charge: stripe.Charge | None
+) -> PaymentSnapshot:
+    if intent is not None:
+        state = _PAYMENT_STATES.get(intent.status, PaymentState.UNPAID)
+        currency, authorized = intent.currency, intent.amount_capturable
+        customer = intent.customer if isinstance(intent.customer, str) else None
+        created = intent.created
+    elif charge is not None:  # a charge made without a PaymentIntent (legacy Charges API)
+        state = PaymentState.CAPTURED if charge.captured else PaymentState.AUTHORIZED
+        currency, authorized = charge.currency, 0 if charge.captured else charge.amount
+        customer = charge.customer if isinstance(charge.customer, str) else None
+        created = charge.created
+    else:
+        raise PaymentNotFound(f"no such Stripe payment: {payment_id}")
+    return PaymentSnapshot(
+        psp=Psp.STRIPE,
+        payment_id=payment_id,
+        state=state,
+        currency=currency.upper(),
+        amount_authorized=authorized,
+        amount_captured=charge.amount_captured if charge else 0,
+        amount_refunded=charge.amount_refunded if charge else 0,
+        disputed=bool(charge and charge.disputed),
+        customer=customer,
+        created=datetime.fromtimestamp(created, UTC),
+    )
+
+
+def _psp_refund(refund: stripe.Refund) -> PspRefund:
+    return PspRefund(
+        psp_refund_id=refund.id,
+        status=_REFUND_STATES.get(refund.status or "", PspRefundStatus.PENDING),
+        amount=refund.amount,
+        currency=refund.currency.upper(),
+        failure_reason=getattr(refund, "failure_reason", None),
+    )
+
+
+async def _call(request: Awaitable[T]) -> T:
+    try:
+        return await request
+    except stripe.StripeError as exc:
+        raise _classify(exc) from exc
+
+
+def _classify(exc: stripe.StripeError) -> RefundError:
+    """Map one Stripe error onto the service's taxonomy (retryable or not)."""
+    message = f"Stripe: {exc.user_message or str(exc)}"
+    code = getattr(exc, "code", None)
+    if isinstance(exc, stripe.RateLimitError):
+        return ProviderRateLimited(message)
+    if isinstance(exc, stripe.APIConnectionError):
+        return ProviderUnavailable(message)
+    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
+        return ProviderAuthFailed(message)
+    if isinstance(exc, stripe.CardError):
+        return ProviderDeclined(message)
+    if isinstance(exc, stripe.InvalidRequestError):
+        if code == "resource_missing":
+            return PaymentNotFound(message)
+        if code in ("charge_already_refunded", "amount_too_large"):
+            return OverRefund(message)
+        if code in ("charge_disputed", "payment_intent_unexpected_state"):
+            return PaymentNotRefundable(message)
+        return ProviderDeclined(message)
+    if exc.http_status is not None and exc.http_status < 500:
+        return ProviderDeclined(message)
+    return ProviderUnavailable(message)

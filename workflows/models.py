@@ -1,0 +1,213 @@
+"""The refund contract: what callers send, what they read back, and what activities exchange.
+
+Field names are the stable JSON contract (README, "Contract"); money is an integer in minor
+units plus an ISO 4217 currency, never a float.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class Psp(StrEnum):
+    STRIPE = "stripe"
+    PAYPAL = "paypal"
+    ADYEN = "adyen"
+
+
+class RefundReason(StrEnum):
+    DUPLICATE = "duplicate"
+    FRAUDULENT = "fraudulent"
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+    PRODUCT_NOT_RECEIVED = "product_not_received"
+    PRODUCT_UNACCEPTABLE = "product_unacceptable"
+    OUT_OF_STOCK = "out_of_stock"
+    DELIVERY_FAILED = "delivery_failed"
+    OTHER = "other"
+
+
+class RefundStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    VALIDATING = "VALIDATING"
+    AWAITING_REVIEW = "AWAITING_REVIEW"
+    APPROVED = "APPROVED"
+    REFUNDING = "REFUNDING"
+    AWAITING_SETTLEMENT = "AWAITING_SETTLEMENT"
+    SUCCEEDED = "SUCCEEDED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    CANCELED = "CANCELED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {
+        RefundStatus.SUCCEEDED,
+        RefundStatus.REJECTED,
+        RefundStatus.FAILED,
+        RefundStatus.EXPIRED,
+        RefundStatus.CANCELED,
+    }
+)
+
+
+def _upper_currency(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+class RefundRequest(BaseModel):
+    """Start input of ``RefundWorkflow``. ``amount`` omitted means all that is still refundable.
+
+    Values are checked by the workflow (see ``workflows.rules``), not here, so that a bad value
+    from any client ends as a REJECTED refund with a reason rather than an undecodable input.
+    """
+
+    request_id: str = Field(min_length=1, max_length=200)
+    psp: Psp
+    payment_id: str = Field(min_length=1)
+    amount: int | None = None
+    currency: str
+    reason: RefundReason = RefundReason.REQUESTED_BY_CUSTOMER
+    customer_id: str
+    requested_by: str
+    order_id: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    _normalise_currency = field_validator("currency", mode="before")(_upper_currency)
+
+
+class RefundResult(BaseModel):
+    request_id: str
+    status: RefundStatus
+    amount_refunded: int
+    currency: str
+    psp_refund_id: str | None = None
+    reason: str | None = None
+
+
+class RiskView(BaseModel):
+    score: int | None = None
+    reasons: list[str] = Field(default_factory=list)
+
+
+class RefusedDecision(BaseModel):
+    reviewer: str
+    action: str
+    why: str
+
+
+class ReviewView(BaseModel):
+    approvals: list[str] = Field(default_factory=list)
+    refused_decisions: list[RefusedDecision] = Field(default_factory=list)
+    deadline: datetime | None = None
+
+
+class RefundView(BaseModel):
+    """Answer of the ``status`` query (and of ``GET /v1/refunds/{id}``)."""
+
+    request_id: str
+    status: RefundStatus
+    amount: int | None
+    amount_refunded: int
+    currency: str
+    risk: RiskView = Field(default_factory=RiskView)
+    review: ReviewView = Field(default_factory=ReviewView)
+    psp_refund_id: str | None = None
+    last_error: str | None = None
+
+
+class CancelRequest(BaseModel):
+    requested_by: str
+
+
+# --- What activities exchange with the workflow -------------------------------------------
+
+
+class PaymentState(StrEnum):
+    AUTHORIZED = "authorized"  # money held, not captured: reversed by a void
+    CAPTURED = "captured"  # money taken: reversed by a refund
+    CANCELED = "canceled"
+    UNPAID = "unpaid"  # never completed (failed, awaiting the buyer)
+
+
+class PaymentSnapshot(BaseModel):
+    """A payment as the provider reports it, in the provider-neutral shape every adapter gives."""
+
+    psp: Psp
+    payment_id: str
+    state: PaymentState
+    currency: str
+    amount_authorized: int
+    amount_captured: int
+    amount_refunded: int
+    disputed: bool = False
+    customer: str | None = None
+    created: datetime | None = None
+
+    @property
+    def payment_key(self) -> str:
+        return f"{self.psp.value}:{self.payment_id}"
+
+
+class FetchPayment(BaseModel):
+    psp: Psp
+    payment_id: str
+
+
+Operation = Literal["refund", "void"]
+
+
+class RefundPlan(BaseModel):
+    """What the workflow decided to do with a validated request."""
+
+    operation: Operation
+    amount: int
+    currency: str
+
+
+class ReserveRefund(BaseModel):
+    request_id: str
+    payment: PaymentSnapshot
+    plan: RefundPlan
+
+
+class ReverseAtProvider(BaseModel):
+    request_id: str
+    payment: PaymentSnapshot
+    plan: RefundPlan
+    reason: RefundReason
+    idempotency_key: str
+
+
+class PspRefundStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    PENDING = "pending"
+    FAILED = "failed"
+
+
+class PspRefund(BaseModel):
+    """The provider's answer to a refund or void: its id and whether money has moved."""
+
+    psp_refund_id: str
+    status: PspRefundStatus
+    amount: int
+    currency: str
+    failure_reason: str | None = None
+
+
+class FetchRefund(BaseModel):
+    psp: Psp
+    psp_refund_id: str
+
+
+class SettleRefund(BaseModel):
+    request_id: str
+    amount: int | None = None

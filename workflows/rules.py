@@ -1,0 +1,71 @@
+"""Deterministic decisions the refund workflow takes on what activities reported.
+
+Pure functions of their inputs, so the decision is replay-safe and each one can be read off the
+workflow's history (the activity result it was taken on is recorded there).
+"""
+
+from __future__ import annotations
+
+from workflows.currencies import format_amount, is_known_currency
+from workflows.models import PaymentSnapshot, PaymentState, RefundPlan, RefundRequest
+
+
+class Refusal(Exception):
+    """A request that cannot be honoured; the refund ends REJECTED with this message."""
+
+
+def request_problem(request: RefundRequest) -> str | None:
+    """What is wrong with the request on its face, before any provider is asked."""
+    if request.amount is not None and request.amount <= 0:
+        return f"amount must be a positive integer in minor units, got {request.amount}"
+    if not is_known_currency(request.currency):
+        return f"unknown currency {request.currency!r}: expected an ISO 4217 code such as USD"
+    return None
+
+
+def plan_refund(request: RefundRequest, payment: PaymentSnapshot) -> RefundPlan:
+    """Refund a captured payment, void an authorised one; refuse what cannot be reversed."""
+    if payment.currency != request.currency:
+        raise Refusal(
+            f"currency mismatch: the request is in {request.currency} "
+            f"but payment {payment.payment_id} is in {payment.currency}"
+        )
+    if payment.disputed:
+        raise Refusal(
+            f"payment {payment.payment_id} is disputed: the dispute decides its money, "
+            "a refund would pay the customer twice"
+        )
+    if payment.state is PaymentState.AUTHORIZED:
+        return _plan_void(request, payment)
+    if payment.state is not PaymentState.CAPTURED:
+        raise Refusal(f"payment {payment.payment_id} is {payment.state.value}: nothing to refund")
+    refundable = payment.amount_captured - payment.amount_refunded
+    if refundable <= 0:
+        raise Refusal(f"payment {payment.payment_id} is already fully refunded")
+    amount = refundable if request.amount is None else request.amount
+    if amount > refundable:
+        raise Refusal(
+            f"amount {format_amount(amount, payment.currency)} is above what is still refundable "
+            f"on payment {payment.payment_id}: {format_amount(refundable, payment.currency)} "
+            f"(captured {format_amount(payment.amount_captured, payment.currency)}, "
+            f"already refunded {format_amount(payment.amount_refunded, payment.currency)})"
+        )
+    return RefundPlan(operation="refund", amount=amount, currency=payment.currency)
+
+
+def _plan_void(request: RefundRequest, payment: PaymentSnapshot) -> RefundPlan:
+    # An authorisation is released whole: a partial void would leave a capture the shop
+    # did not ask for, so only the full amount (or no amount) is accepted.
+    held = payment.amount_authorized
+    if request.amount is not None and request.amount != held:
+        raise Refusal(
+            f"payment {payment.payment_id} is only authorised "
+            f"({format_amount(held, payment.currency)}); it can only be voided whole, "
+            f"not refunded by {format_amount(request.amount, payment.currency)}"
+        )
+    return RefundPlan(operation="void", amount=held, currency=payment.currency)
+
+
+def idempotency_key(request_id: str, operation: str) -> str:
+    """The provider key for one operation of one refund: stable across every retry."""
+    return f"refund-{request_id}-{operation}"
