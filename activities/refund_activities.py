@@ -1,0 +1,146 @@
+"""The refund workflow's activities: every read and write it does to the world.
+
+Ledger transfer ids derive from the refund (``refund-{request_id}:reserve`` / ``:post`` /
+``:void``), so a retried activity finds its own earlier transfer instead of making another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from temporalio import activity
+
+from activities.errors import ProviderAuthFailed, RefundError, to_application_error
+from activities.ledger import Ledger
+from activities.providers import PaymentProvider
+from workflows.models import (
+    FetchPayment,
+    FetchRefund,
+    PaymentSnapshot,
+    Psp,
+    PspRefund,
+    PspRefundStatus,
+    RefundPlan,
+    ReserveRefund,
+    ReverseAtProvider,
+    SettleRefund,
+)
+
+
+def reserve_id(request_id: str) -> str:
+    return f"refund-{request_id}:reserve"
+
+
+def post_id(request_id: str) -> str:
+    return f"refund-{request_id}:post"
+
+
+def void_id(request_id: str) -> str:
+    return f"refund-{request_id}:void"
+
+
+def ledger_accounts(psp: Psp, plan: RefundPlan) -> tuple[str, str]:
+    """(debit, credit): a refund pays out of the provider balance; a void releases a hold."""
+    if plan.operation == "void":
+        return "merchant:voided_authorizations", f"psp:{psp.value}:authorizations"
+    return "merchant:refunds", f"psp:{psp.value}:clearing"
+
+
+@contextmanager
+def _as_application_errors() -> Iterator[None]:
+    try:
+        yield
+    except RefundError as error:
+        raise to_application_error(error) from error
+
+
+class RefundActivities:
+    def __init__(self, providers: Mapping[Psp, PaymentProvider], ledger: Ledger) -> None:
+        self._providers = providers
+        self._ledger = ledger
+
+    def _provider(self, psp: Psp) -> PaymentProvider:
+        provider = self._providers.get(psp)
+        if provider is None:
+            raise to_application_error(
+                ProviderAuthFailed(f"{psp.value} is not configured on this worker")
+            )
+        return provider
+
+    @activity.defn(name="fetch_payment")
+    async def fetch_payment(self, order: FetchPayment) -> PaymentSnapshot:
+        with _as_application_errors():
+            return await self._provider(order.psp).fetch_payment(order.payment_id)
+
+    @activity.defn(name="reserve_refund")
+    async def reserve_refund(self, order: ReserveRefund) -> None:
+        payment, plan = order.payment, order.plan
+        debit, credit = ledger_accounts(payment.psp, plan)
+        limit = payment.amount_authorized if plan.operation == "void" else payment.amount_captured
+        with _as_application_errors():
+            await self._ledger.reserve(
+                transfer_id=reserve_id(order.request_id),
+                refund_id=order.request_id,
+                payment_key=payment.payment_key,
+                captured=limit,
+                currency=plan.currency,
+                amount=plan.amount,
+                debit_account=debit,
+                credit_account=credit,
+            )
+
+    @activity.defn(name="reverse_at_provider")
+    async def reverse_at_provider(self, order: ReverseAtProvider) -> PspRefund:
+        """Void or refund at the provider; when the money has moved, post the reservation.
+
+        Posting in the same activity means a crash between the two is healed by the retry:
+        the provider replays its first answer for our key, and the post is idempotent.
+        """
+        provider = self._provider(order.payment.psp)
+        with _as_application_errors():
+            if order.plan.operation == "void":
+                outcome = await provider.void(order.payment, order.idempotency_key)
+            else:
+                outcome = await provider.refund(
+                    order.payment,
+                    order.plan,
+                    order.reason,
+                    order.idempotency_key,
+                    order.request_id,
+                )
+            if outcome.status is PspRefundStatus.SUCCEEDED:
+                await self._post(order.request_id, outcome.amount)
+        return outcome
+
+    @activity.defn(name="fetch_refund")
+    async def fetch_refund(self, order: FetchRefund) -> PspRefund:
+        with _as_application_errors():
+            return await self._provider(order.psp).fetch_refund(order.psp_refund_id)
+
+    @activity.defn(name="post_refund")
+    async def post_refund(self, settle: SettleRefund) -> None:
+        with _as_application_errors():
+            await self._post(settle.request_id, settle.amount)
+
+    @activity.defn(name="void_reservation")
+    async def void_reservation(self, settle: SettleRefund) -> None:
+        with _as_application_errors():
+            await self._ledger.void(
+                transfer_id=void_id(settle.request_id), pending_id=reserve_id(settle.request_id)
+            )
+
+    async def _post(self, request_id: str, amount: int | None) -> None:
+        await self._ledger.post(
+            transfer_id=post_id(request_id), pending_id=reserve_id(request_id), amount=amount
+        )
+
+    def all(self) -> list[object]:
+        return [
+            self.fetch_payment,
+            self.reserve_refund,
+            self.reverse_at_provider,
+            self.fetch_refund,
+            self.post_refund,
+            self.void_reservation,
+        ]

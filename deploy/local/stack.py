@@ -1,0 +1,134 @@
+"""The embedded local stack: Temporal dev server, PostgreSQL, the Stripe sandbox.
+
+Each part is started only when the configuration does not point elsewhere:
+``REFUNDS_DATABASE_URL`` replaces the embedded PostgreSQL; ``STRIPE_API_BASE`` or a real
+``STRIPE_API_KEY`` replaces the sandbox. What runs is written to ``stack.json`` in the state
+folder so ``refunds demo`` and ``refunds bench`` can use a stack ``refunds dev`` already runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from contextlib import AsyncExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+from deploy.local.temporal_server import TemporalDevServer
+from deploy.sandboxes.faults import SandboxFaults
+from deploy.sandboxes.stripe_sandbox import StripeSandbox
+from workers.settings import Settings
+
+SANDBOX_STRIPE_KEY = "sk_test_sandbox"
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    temporal_ui: int | None = 8233
+    stripe_sandbox: int = 12111
+
+    @classmethod
+    def from_env(cls) -> StackPorts:
+        ui = os.environ.get("REFUNDS_TEMPORAL_UI_PORT", "8233")
+        return cls(
+            temporal_ui=int(ui) if ui not in ("", "0") else None,
+            stripe_sandbox=int(os.environ.get("REFUNDS_STRIPE_SANDBOX_PORT", "12111")),
+        )
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """Where the parts of a running stack answer; ``settings`` points every client at them."""
+
+    temporal_address: str
+    temporal_ui: str | None
+    database_url: str
+    stripe_api_base: str | None
+    pid: int
+
+    def apply(self, settings: Settings) -> Settings:
+        stripe_key = settings.stripe_api_key
+        if self.stripe_api_base and not stripe_key:
+            stripe_key = SANDBOX_STRIPE_KEY
+        return settings.with_overrides(
+            temporal_address=self.temporal_address,
+            database_url=self.database_url,
+            stripe_api_base=self.stripe_api_base or settings.stripe_api_base,
+            stripe_api_key=stripe_key,
+        )
+
+
+def read_running_stack(state_dir: Path) -> RunningStack | None:
+    """The stack a live ``refunds dev`` wrote, or None when there is none (or it died)."""
+    try:
+        stack = RunningStack(**json.loads((state_dir / "stack.json").read_text()))
+        os.kill(stack.pid, 0)
+    except (OSError, ValueError, TypeError):
+        return None
+    return stack
+
+
+class LocalStack:
+    def __init__(self, settings: Settings, ports: StackPorts | None = None) -> None:
+        self.settings = settings
+        self.ports = ports or StackPorts.from_env()
+        self.state_dir = settings.state_dir.resolve()
+        self.running: RunningStack | None = None
+        self._exit = AsyncExitStack()
+
+    async def __aenter__(self) -> RunningStack:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.running = await self._start()
+        except BaseException:
+            await self._exit.aclose()
+            raise
+        (self.state_dir / "stack.json").write_text(json.dumps(asdict(self.running), indent=2))
+        return self.running
+
+    async def _start(self) -> RunningStack:
+        temporal = TemporalDevServer(
+            self.settings.temporal_address, self.ports.temporal_ui, self.state_dir / "temporal.db"
+        )
+        database_url = self.settings.database_url
+        stripe_base = self.settings.stripe_api_base
+        sandbox_needed = not stripe_base and not self.settings.stripe_api_key
+        server_starts = [temporal.start()]
+        if not database_url:
+            server_starts.append(asyncio.to_thread(self._start_postgres))
+        self._exit.push_async_callback(temporal.stop)
+        results = await asyncio.gather(*server_starts)
+        if not database_url:
+            database_url = str(results[1])
+        if sandbox_needed:
+            sandbox = StripeSandbox(
+                faults=SandboxFaults.from_env(os.environ),
+                state_file=self.state_dir / "stripe-sandbox.json",
+            )
+            stripe_base = await sandbox.start("127.0.0.1", self.ports.stripe_sandbox)
+            self._exit.push_async_callback(sandbox.stop)
+        return RunningStack(
+            temporal_address=self.settings.temporal_address,
+            temporal_ui=temporal.ui_url,
+            database_url=database_url,
+            stripe_api_base=stripe_base,
+            pid=os.getpid(),
+        )
+
+    def _start_postgres(self) -> str:
+        import pgserver
+
+        server = pgserver.get_server(self.state_dir / "postgres", cleanup_mode="stop")
+        self._exit.callback(server.cleanup)
+        return str(server.get_uri())
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        (self.state_dir / "stack.json").unlink(missing_ok=True)
+        await self._exit.aclose()

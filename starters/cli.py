@@ -1,0 +1,135 @@
+"""The ``refunds`` command line. Every command has ``--help``; data commands have ``--json``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from temporalio.service import RPCError, RPCStatusCode
+
+from starters.cli_support import emit, load_settings, run_async
+from starters.client import refund_status, start_refund, workflow_id
+from workers.client import connect
+from workflows.models import Psp, RefundReason, RefundRequest, RefundResult
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="refunds")
+def main() -> None:
+    """Refund automation on Temporal: validate, reserve, refund or void, post the ledger."""
+
+
+@main.command()
+def worker() -> None:
+    """Run a refund worker (polls REFUNDS_TASK_QUEUE until Ctrl-C)."""
+    from starters.processes import run_until_interrupted
+    from workers.worker import run_worker
+
+    settings = load_settings()
+    settings.require_database_url()
+    click.echo(f"worker polling task queue {settings.task_queue!r} at {settings.temporal_address}")
+    run_until_interrupted(lambda stop: run_worker(settings, stop))
+
+
+def _read_request_file(path: str) -> dict[str, Any]:
+    try:
+        text = click.open_file(path).read()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{path} must hold one JSON object (a RefundRequest)")
+    return data
+
+
+@main.command()
+@click.option("--file", "request_file", help="A RefundRequest as JSON ('-' reads stdin).")
+@click.option("--request-id", help="Your idempotency key (an RMA or event id).")
+@click.option("--psp", type=click.Choice([p.value for p in Psp]))
+@click.option("--payment-id", help="pi_/ch_ (Stripe), capture/authorization id, pspReference.")
+@click.option("--amount", type=int, help="Minor units; omit to refund all that is refundable.")
+@click.option("--currency", help="ISO 4217 code, either case.")
+@click.option("--reason", type=click.Choice([r.value for r in RefundReason]))
+@click.option("--customer-id")
+@click.option("--requested-by")
+@click.option("--order-id")
+@click.option("--metadata", multiple=True, help="key=value, repeatable.")
+@click.option("--wait/--no-wait", default=False, help="Wait for the final result.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@run_async
+async def start(request_file: str | None, wait: bool, as_json: bool, **fields: Any) -> None:
+    """Start a refund from flags or a JSON file; a repeated request id joins the same refund."""
+    data: dict[str, Any] = _read_request_file(request_file) if request_file else {}
+    pairs = fields.pop("metadata")
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.ClickException(f"--metadata expects key=value, got {pair!r}")
+        data.setdefault("metadata", {})[key] = value
+    data.update({key: value for key, value in fields.items() if value is not None})
+    request = RefundRequest.model_validate(data)
+    settings = load_settings()
+    client = await connect(settings)
+    handle = await start_refund(client, request, settings.task_queue)
+    if wait:
+        result: RefundResult = await handle.result()
+        emit(result, as_json, _describe_result(result))
+        return
+    view = await refund_status(client, request.request_id)
+    emit(
+        {"id": request.request_id, "workflow_id": handle.id, "status": view.status.value},
+        as_json,
+        f"{handle.id} {view.status.value} (follow it with `refunds status {request.request_id}`)",
+    )
+
+
+def _describe_result(result: RefundResult) -> str:
+    line = f"refund-{result.request_id} {result.status.value}: {result.amount_refunded} "
+    line += f"{result.currency} refunded"
+    if result.psp_refund_id:
+        line += f" ({result.psp_refund_id})"
+    return line + (f"; {result.reason}" if result.reason else "")
+
+
+@main.command()
+@click.argument("request_id")
+@click.option("--json", "as_json", is_flag=True)
+@run_async
+async def status(request_id: str, as_json: bool) -> None:
+    """Show a refund's status (the workflow's `status` query)."""
+    client = await connect(load_settings())
+    try:
+        view = await refund_status(client, request_id)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise click.ClickException(
+                f"no refund {request_id} ({workflow_id(request_id)})"
+            ) from exc
+        raise
+    text = f"{workflow_id(request_id)} {view.status.value}"
+    text += f": amount {view.amount} {view.currency}, refunded {view.amount_refunded}"
+    if view.psp_refund_id:
+        text += f", provider refund {view.psp_refund_id}"
+    if view.last_error:
+        text += f"\n  {view.last_error}"
+    emit(view, as_json, text)
+
+
+def _register_subcommands() -> None:
+    from starters.cli_ledger import ledger
+    from starters.cli_stack import bench, demo, dev
+
+    main.add_command(ledger)
+    main.add_command(dev)
+    main.add_command(demo)
+    main.add_command(bench)
+
+
+_register_subcommands()
+
+if __name__ == "__main__":
+    main()

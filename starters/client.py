@@ -1,0 +1,65 @@
+"""Typed client for the refund contract: start a refund, read its status, wait for its result.
+
+Starts are de-duplicated by the workflow ID ``refund-{request_id}``: a repeated call joins the
+running refund (USE_EXISTING), and a repeat after it closed is refused (REJECT_DUPLICATE)
+rather than refunding twice.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from workflows import search_attributes as sa
+from workflows.models import RefundRequest, RefundResult, RefundStatus, RefundView
+from workflows.refund import RefundWorkflow
+
+RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]
+
+
+def workflow_id(request_id: str) -> str:
+    return f"refund-{request_id}"
+
+
+def initial_search_attributes(request: RefundRequest) -> TypedSearchAttributes:
+    pairs = [
+        sa.REFUND_STATUS.value_set(RefundStatus.RECEIVED.value),
+        sa.PSP.value_set(request.psp.value),
+        sa.CUSTOMER_ID.value_set(request.customer_id),
+    ]
+    if request.amount is not None:
+        pairs.append(sa.REFUND_AMOUNT.value_set(request.amount))  # type: ignore[arg-type]
+    return TypedSearchAttributes(pairs)  # type: ignore[arg-type]
+
+
+async def start_refund(client: Client, request: RefundRequest, task_queue: str) -> RefundHandle:
+    """Start (or join) the refund for ``request.request_id``.
+
+    A request id whose refund already finished gets that refund's handle back: the caller
+    sees the earlier outcome, and no second refund is ever started.
+    """
+    try:
+        return await client.start_workflow(
+            RefundWorkflow.run,
+            request,
+            id=workflow_id(request.request_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=initial_search_attributes(request),
+        )
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle_for(RefundWorkflow.run, workflow_id(request.request_id))
+
+
+def refund_handle(client: Client, request_id: str) -> RefundHandle:
+    return client.get_workflow_handle_for(RefundWorkflow.run, workflow_id(request_id))
+
+
+async def refund_status(client: Client, request_id: str) -> RefundView:
+    return await refund_handle(client, request_id).query(RefundWorkflow.status)

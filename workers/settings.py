@@ -1,0 +1,74 @@
+"""One typed settings object, read from the environment once at process start.
+
+Workflows never read it; activities get what they need through the objects built from it.
+A missing or invalid value stops the process at start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "refunds"
+    database_url: str | None = field(default=None, repr=False)
+    state_dir: Path = Path(".refunds")
+    stripe_api_key: str | None = field(default=None, repr=False)
+    stripe_api_base: str | None = None
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def text(name: str, default: str | None = None) -> str | None:
+            value = env.get(name, "").strip()
+            return value or default
+
+        settings = cls(
+            temporal_address=text("TEMPORAL_ADDRESS", cls.temporal_address) or "",
+            temporal_namespace=text("TEMPORAL_NAMESPACE", cls.temporal_namespace) or "",
+            task_queue=text("REFUNDS_TASK_QUEUE", cls.task_queue) or "",
+            database_url=text("REFUNDS_DATABASE_URL"),
+            state_dir=Path(text("REFUNDS_STATE_DIR", ".refunds") or ".refunds"),
+            stripe_api_key=text("STRIPE_API_KEY"),
+            stripe_api_base=text("STRIPE_API_BASE"),
+            stripe_webhook_secret=text("STRIPE_WEBHOOK_SECRET"),
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if ":" not in self.temporal_address:
+            raise SettingsError(
+                f"TEMPORAL_ADDRESS must be host:port, got {self.temporal_address!r}"
+            )
+        if self.database_url and not self.database_url.startswith(("postgres://", "postgresql://")):
+            raise SettingsError("REFUNDS_DATABASE_URL must be a postgresql:// URL")
+        if self.stripe_api_base and not self.stripe_api_base.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"STRIPE_API_BASE must be an http(s) URL, got {self.stripe_api_base!r}"
+            )
+        if self.stripe_api_key and not self.stripe_api_key.startswith(("sk_", "rk_")):
+            raise SettingsError("STRIPE_API_KEY must be a Stripe secret key (sk_... or rk_...)")
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise SettingsError(
+                "REFUNDS_DATABASE_URL is not set: point it at PostgreSQL "
+                "(or run `refunds dev`, which starts an embedded one)"
+            )
+        return self.database_url
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
