@@ -1,0 +1,109 @@
+"""``refunds dev``, ``refunds demo`` and ``refunds bench``: the embedded local stack at work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import click
+
+from deploy.local.stack import LocalStack, read_running_stack
+from starters.cli_support import load_settings, run_async
+from starters.demo import demo_summary, new_run_id, prepare_refunds, run_refunds, summary_table
+from starters.processes import run_until_interrupted
+from workers.client import connect
+from workers.settings import Settings
+from workers.worker import run_worker
+
+
+@asynccontextmanager
+async def stack_with_worker(settings: Settings) -> AsyncIterator[Settings]:
+    """Use the stack a running ``refunds dev`` serves, or bring one up with its own worker."""
+    running = read_running_stack(settings.state_dir.resolve())
+    if running is not None:
+        click.echo(f"using the stack of refunds dev (pid {running.pid})", err=True)
+        yield running.apply(settings)
+        return
+    click.echo("starting the embedded stack (Temporal, PostgreSQL, Stripe sandbox)...", err=True)
+    async with LocalStack(settings) as stack:
+        ready = stack.apply(settings)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(run_worker(ready, stop))
+        try:
+            yield ready
+        finally:
+            stop.set()
+            await worker
+
+
+@click.command()
+@click.option("--no-worker", is_flag=True, help="Everything but the worker (run `refunds worker`).")
+def dev(no_worker: bool) -> None:
+    """Run the whole local stack in the foreground until Ctrl-C."""
+    settings = load_settings()
+
+    async def serve(stop: asyncio.Event) -> None:
+        async with LocalStack(settings) as stack:
+            ready = stack.apply(settings)
+            click.echo(f"Temporal      {stack.temporal_address}   UI {stack.temporal_ui or '-'}")
+            click.echo(f"PostgreSQL    {stack.database_url}")
+            click.echo(f"Stripe        {stack.stripe_api_base or 'api.stripe.com'}")
+            click.echo("Environment for other shells:")
+            click.echo(f"  export TEMPORAL_ADDRESS={stack.temporal_address}")
+            click.echo(f"  export REFUNDS_DATABASE_URL='{stack.database_url}'")
+            if stack.stripe_api_base:
+                click.echo(f"  export STRIPE_API_BASE={stack.stripe_api_base}")
+                click.echo(f"  export STRIPE_API_KEY={ready.stripe_api_key}")
+            click.echo("Try: refunds demo --count 8   (or refunds start --help)")
+            if no_worker:
+                await stop.wait()
+            else:
+                click.echo(f"worker polling task queue {ready.task_queue!r}; Ctrl-C stops all")
+                await run_worker(ready, stop)
+        click.echo("stopped")
+
+    run_until_interrupted(serve)
+
+
+@click.command()
+@click.option("--count", default=16, show_default=True, help="How many refunds to push through.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object: by_status, ledger, seconds."
+)
+@run_async
+async def demo(count: int, as_json: bool) -> None:
+    """Pay for and refund a realistic mix; exit 0 when all are final and the books verify."""
+    if count < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--count")
+    started = time.monotonic()
+    async with stack_with_worker(load_settings()) as settings:
+        client = await connect(settings)
+        refunds = await prepare_refunds(settings, count, new_run_id())
+
+        def progress(done: int, total: int) -> None:
+            click.echo(f"\r{done}/{total} refunds final", nl=done == total, err=True)
+
+        refunds = await run_refunds(client, settings, refunds, progress)
+        summary = await demo_summary(settings, refunds, time.monotonic() - started)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(summary_table(summary))
+    all_final = "NOT_FINAL" not in summary["by_status"]
+    if not (all_final and summary["ledger"]["verified"]):
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--count", default=200, show_default=True, help="Refunds to measure.")
+@click.option("--concurrency", default=20, show_default=True, help="Refunds in flight at once.")
+@click.option("--json", "as_json", is_flag=True)
+def bench(count: int, concurrency: int, as_json: bool) -> None:
+    """Measure refunds/s, latency, history size, actions, worker CPU and memory."""
+    from starters.bench import run_bench
+
+    run_bench(count, concurrency, as_json)

@@ -1,0 +1,186 @@
+"""``refunds demo``: a realistic mix of refunds pushed through the stack, then the books checked."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from temporalio.client import Client
+
+from activities.ledger import Ledger
+from deploy.sandboxes.stripe_shop import create_payment, shop_client
+from starters.client import start_refund
+from workers.settings import Settings
+from workers.worker import ledger_pool
+from workflows.models import Psp, RefundReason, RefundRequest, RefundResult, RefundStatus
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    currency: str
+    paid: int
+    refund: int | None  # None: all that is refundable
+    expected: RefundStatus
+    capture: bool = True
+    payment_method: str = "pm_card_visa"
+    reason: RefundReason = RefundReason.REQUESTED_BY_CUSTOMER
+    unknown_payment: bool = False
+
+
+SCENARIOS = (
+    Scenario("full refund", "USD", 4999, None, RefundStatus.SUCCEEDED),
+    Scenario("partial refund", "EUR", 12000, 3500, RefundStatus.SUCCEEDED),
+    Scenario("void before capture", "USD", 2500, None, RefundStatus.SUCCEEDED, capture=False),
+    Scenario("over-refund attempt", "USD", 1500, 2000, RefundStatus.REJECTED),
+    Scenario("unknown payment", "USD", 0, 1000, RefundStatus.REJECTED, unknown_payment=True),
+    Scenario("zero-decimal currency", "JPY", 3000, None, RefundStatus.SUCCEEDED),
+    Scenario(
+        "disputed payment",
+        "GBP",
+        8000,
+        8000,
+        RefundStatus.REJECTED,
+        payment_method="pm_card_createDispute",
+    ),
+    Scenario(
+        "duplicate charge",
+        "GBP",
+        1999,
+        None,
+        RefundStatus.SUCCEEDED,
+        reason=RefundReason.DUPLICATE,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class DemoRefund:
+    scenario: Scenario
+    request: RefundRequest
+    result: RefundResult | None = None
+
+    @property
+    def as_expected(self) -> bool:
+        return self.result is not None and self.result.status is self.scenario.expected
+
+
+async def _payment_for(shop: stripe.StripeClient, scenario: Scenario, customer: str) -> str:
+    if scenario.unknown_payment:
+        return f"pi_unknown{uuid.uuid4().hex[:16]}"
+    return await create_payment(
+        shop,
+        amount=scenario.paid,
+        currency=scenario.currency,
+        customer=customer,
+        capture=scenario.capture,
+        payment_method=scenario.payment_method,
+    )
+
+
+async def prepare_refunds(settings: Settings, count: int, run_id: str) -> list[DemoRefund]:
+    """Pay for each refund first, at the provider, the way a shop's checkout would."""
+    shop = shop_client(settings.stripe_api_base or "", settings.stripe_api_key or "")
+    refunds = []
+    for index in range(count):
+        scenario = SCENARIOS[index % len(SCENARIOS)]
+        customer = f"cus_demo{index % 7}"
+        payment_id = await _payment_for(shop, scenario, customer)
+        request = RefundRequest(
+            request_id=f"demo-{run_id}-{index:04d}",
+            psp=Psp.STRIPE,
+            payment_id=payment_id,
+            amount=scenario.refund,
+            currency=scenario.currency.lower(),
+            reason=scenario.reason,
+            customer_id=customer,
+            requested_by="demo@shop.example",
+            metadata={"scenario": scenario.name},
+        )
+        refunds.append(DemoRefund(scenario, request))
+    return refunds
+
+
+async def run_refunds(
+    client: Client,
+    settings: Settings,
+    refunds: list[DemoRefund],
+    progress: Callable[[int, int], None],
+    timeout_s: float = 600,
+) -> list[DemoRefund]:
+    handles = [await start_refund(client, r.request, settings.task_queue) for r in refunds]
+    done = 0
+    finished: list[DemoRefund] = []
+
+    async def wait(refund: DemoRefund, handle: Any) -> None:
+        nonlocal done
+        result = await handle.result()
+        finished.append(DemoRefund(refund.scenario, refund.request, result))
+        done += 1
+        progress(done, len(refunds))
+
+    pending = [asyncio.create_task(wait(r, h)) for r, h in zip(refunds, handles, strict=True)]
+    _, late = await asyncio.wait(pending, timeout=timeout_s)
+    for task in late:
+        task.cancel()
+    by_id = {r.request.request_id: r for r in finished}
+    return [by_id.get(r.request.request_id, r) for r in refunds]
+
+
+async def demo_summary(
+    settings: Settings, refunds: list[DemoRefund], seconds: float
+) -> dict[str, Any]:
+    async with ledger_pool(settings.require_database_url()) as pool:
+        problems = await Ledger(pool).verify()
+    statuses = Counter(r.result.status.value if r.result else "NOT_FINAL" for r in refunds)
+    return {
+        "by_status": dict(sorted(statuses.items())),
+        "ledger": {"verified": not problems, "problems": problems},
+        "seconds": round(seconds, 2),
+        "unexpected": [
+            {
+                "request_id": r.request.request_id,
+                "scenario": r.scenario.name,
+                "expected": r.scenario.expected.value,
+                "got": r.result.status.value if r.result else None,
+            }
+            for r in refunds
+            if not r.as_expected
+        ],
+        "refunds": [
+            {
+                "request_id": r.request.request_id,
+                "scenario": r.scenario.name,
+                "status": r.result.status.value if r.result else None,
+                "amount_refunded": r.result.amount_refunded if r.result else 0,
+                "currency": r.request.currency,
+                "reason": r.result.reason if r.result else "did not finish in time",
+            }
+            for r in refunds
+        ],
+    }
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    lines = [f"{'request':<26} {'scenario':<22} {'status':<10} {'refunded':>10}  reason"]
+    for row in summary["refunds"]:
+        lines.append(
+            f"{row['request_id']:<26} {row['scenario']:<22} {row['status'] or '-':<10} "
+            f"{row['amount_refunded']:>6} {row['currency']}  {row['reason'] or ''}"
+        )
+    lines.append("")
+    lines.append("by status: " + ", ".join(f"{k} {v}" for k, v in summary["by_status"].items()))
+    ledger = summary["ledger"]
+    lines.append("ledger: " + ("verifies" if ledger["verified"] else "; ".join(ledger["problems"])))
+    lines.append(f"{len(summary['refunds'])} refunds in {summary['seconds']}s")
+    return "\n".join(lines)
+
+
+def new_run_id() -> str:
+    return time.strftime("%H%M%S") + uuid.uuid4().hex[:4]
