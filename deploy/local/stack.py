@@ -92,16 +92,16 @@ class LocalStack:
         temporal = TemporalDevServer(
             self.settings.temporal_address, self.ports.temporal_ui, self.state_dir / "temporal.db"
         )
-        database_url = self.settings.database_url
+        database_url = self.settings.database_url or ""
         stripe_base = self.settings.stripe_api_base
         sandbox_needed = not stripe_base and not self.settings.stripe_api_key
-        server_starts = [temporal.start()]
-        if not database_url:
-            server_starts.append(asyncio.to_thread(self._start_postgres))
         self._exit.push_async_callback(temporal.stop)
-        results = await asyncio.gather(*server_starts)
-        if not database_url:
-            database_url = str(results[1])
+        if database_url:
+            await temporal.start()
+        else:
+            _, database_url = await asyncio.gather(
+                temporal.start(), asyncio.to_thread(self._start_postgres)
+            )
         if sandbox_needed:
             sandbox = StripeSandbox(
                 faults=SandboxFaults.from_env(os.environ),
@@ -118,9 +118,9 @@ class LocalStack:
         )
 
     def _start_postgres(self) -> str:
-        import pgserver
+        from pgserver import get_server  # type: ignore[attr-defined]
 
-        server = pgserver.get_server(self.state_dir / "postgres", cleanup_mode="stop")
+        server = get_server(self.state_dir / "postgres", cleanup_mode="stop")
         self._exit.callback(server.cleanup)
         return str(server.get_uri())
 
