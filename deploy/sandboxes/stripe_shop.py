@@ -1,0 +1,80 @@
+"""Paying for an order at the Stripe sandbox the way a shop does: through the real SDK.
+
+Tests, demos and `refunds demo` need payments to refund. Making them with the same SDK calls a
+shop's checkout makes (a PaymentIntent created and confirmed with a test payment method, manual
+capture when the order is only authorised) keeps the sandbox honest: anything the shop can do
+here, it could do at Stripe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import stripe
+from stripe.params import PaymentIntentCaptureParams, PaymentIntentCreateParams
+
+SANDBOX_API_KEY = "sk_test_sandbox"
+
+
+def shop_client(
+    base_url: str,
+    api_key: str = SANDBOX_API_KEY,
+    *,
+    http_client: stripe.HTTPClient | None = None,
+) -> stripe.StripeClient:
+    """A StripeClient aimed at `base_url`. No SDK retries: callers see every fault as it is
+    (pass an `http_client` you close yourself to avoid leaving a connection pool open)."""
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": base_url},
+        max_network_retries=0,
+        http_client=http_client,
+    )
+
+
+async def create_payment(
+    client: stripe.StripeClient,
+    *,
+    amount: int,
+    currency: str,
+    customer: str,
+    capture: bool = True,
+    payment_method: str = "pm_card_visa",
+    metadata: Mapping[str, str] | None = None,
+    description: str | None = None,
+    idempotency_key: str | None = None,
+) -> str:
+    """Create and confirm a PaymentIntent in one call; return its id.
+
+    Captured at once unless `capture` is False (then it waits in `requires_capture`). A
+    declining test card (`pm_card_chargeDeclined`) raises `stripe.CardError`, as at Stripe.
+    """
+    params: PaymentIntentCreateParams = {
+        "amount": amount,
+        "currency": currency,
+        "customer": customer,
+        "payment_method": payment_method,
+        "confirm": True,
+        "capture_method": "automatic" if capture else "manual",
+        "metadata": dict(metadata or {}),
+    }
+    if description is not None:
+        params["description"] = description
+    options: stripe.RequestOptions = {}
+    if idempotency_key is not None:
+        options["idempotency_key"] = idempotency_key
+    intent = await client.v1.payment_intents.create_async(params, options)
+    return intent.id
+
+
+async def capture_payment(
+    client: stripe.StripeClient, payment_intent: str, *, amount: int | None = None
+) -> str:
+    """Capture an authorised payment (all of it, or `amount`); return the charge id."""
+    params: PaymentIntentCaptureParams = {}
+    if amount is not None:
+        params["amount_to_capture"] = amount
+    intent = await client.v1.payment_intents.capture_async(payment_intent, params)
+    charge = intent.latest_charge
+    assert charge is not None
+    return charge if isinstance(charge, str) else charge.id
