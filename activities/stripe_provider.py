@@ -160,11 +160,23 @@ def _snapshot(
         currency=currency.upper(),
         amount_authorized=authorized,
         amount_captured=charge.amount_captured if charge else 0,
-        amount_refunded=charge.amount_refunded if charge else 0,
+        amount_refunded=_refunded_of_captured(charge),
         disputed=bool(charge and charge.disputed),
         customer=customer,
         created=datetime.fromtimestamp(created, UTC),
     )
+
+
+def _refunded_of_captured(charge: stripe.Charge | None) -> int:
+    """What was refunded of the captured money only.
+
+    Stripe counts the released remainder of a partial capture in ``amount_refunded``; that
+    money was never taken, so it is not part of what the customer got back.
+    """
+    if charge is None or not charge.captured:
+        return 0
+    released = charge.amount - charge.amount_captured
+    return max(charge.amount_refunded - released, 0)
 
 
 def _psp_refund(refund: stripe.Refund) -> PspRefund:

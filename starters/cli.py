@@ -11,6 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from starters.cli_support import emit, load_settings, run_async
 from starters.client import refund_status, start_refund, workflow_id
 from workers.client import connect
+from workers.logging_setup import configure_logging
 from workflows.models import Psp, RefundReason, RefundRequest, RefundResult
 
 
@@ -18,6 +19,7 @@ from workflows.models import Psp, RefundReason, RefundRequest, RefundResult
 @click.version_option(package_name="refunds")
 def main() -> None:
     """Refund automation on Temporal: validate, reserve, refund or void, post the ledger."""
+    configure_logging()
 
 
 @main.command()

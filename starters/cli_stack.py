@@ -85,7 +85,8 @@ async def demo(count: int, as_json: bool) -> None:
         refunds = await prepare_refunds(settings, count, new_run_id())
 
         def progress(done: int, total: int) -> None:
-            click.echo(f"\r{done}/{total} refunds final", nl=done == total, err=True)
+            if done == total or done % 10 == 0:
+                click.echo(f"{done}/{total} refunds final", err=True)
 
         refunds = await run_refunds(client, settings, refunds, progress)
         summary = await demo_summary(settings, refunds, time.monotonic() - started)

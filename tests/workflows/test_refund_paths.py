@@ -8,7 +8,7 @@ import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger import Ledger
-from deploy.sandboxes.stripe_shop import create_payment, shop_client
+from deploy.sandboxes.stripe_shop import capture_payment, create_payment, shop_client
 from starters.client import start_refund
 from tests.support.stack import SANDBOX_KEY, running_worker
 from workflows.models import Psp, RefundReason, RefundRequest, RefundStatus
@@ -116,3 +116,23 @@ async def test_repeated_start_joins_the_same_refund_and_refunds_once(
 
     refunds = await shop.v1.refunds.list_async({"payment_intent": payment})
     assert [r.amount for r in refunds.data] == [1000]
+
+
+async def test_partly_captured_payment_refunds_what_was_captured(
+    time_skipping_env: WorkflowEnvironment, ledger_db: asyncpg.Pool, stripe_base: str
+) -> None:
+    shop = shop_client(stripe_base, SANDBOX_KEY)
+    payment = await create_payment(
+        shop, amount=1000, currency="usd", customer="cus_42", capture=False
+    )
+    await capture_payment(shop, payment, amount=600)
+    client = time_skipping_env.client
+    async with running_worker(client, ledger_db, stripe_base) as queue:
+        too_much = await (
+            await start_refund(client, refund_request(payment, amount=601), queue)
+        ).result()
+        everything = await (await start_refund(client, refund_request(payment), queue)).result()
+
+    assert too_much.status is RefundStatus.REJECTED
+    assert too_much.reason and "6.00 USD" in too_much.reason
+    assert (everything.status, everything.amount_refunded) == (RefundStatus.SUCCEEDED, 600)

@@ -1,0 +1,22 @@
+"""Run the installed ``refunds`` command as a user would, in its own process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def refunds(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("REFUNDS_", "STRIPE_"))}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "starters.cli", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+        input=stdin,
+    )

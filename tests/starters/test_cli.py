@@ -1,0 +1,90 @@
+"""The command line answers bad input with one clear line, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.starters.cli_run import refunds
+
+COMMANDS = [
+    "start",
+    "status",
+    "worker",
+    "dev",
+    "demo",
+    "bench",
+    "ledger",
+    "ledger verify",
+    "ledger balances",
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_explains_itself(command: str) -> None:
+    answer = refunds(*command.split(), "--help")
+    assert answer.returncode == 0, answer.stderr
+    assert "Usage: " in answer.stdout
+
+
+def test_malformed_json_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    request = tmp_path / "refund.json"
+    request.write_text('{"request_id": "rma-1", "psp": "stripe",')
+    answer = refunds("start", "--file", str(request), env={"TEMPORAL_ADDRESS": "127.0.0.1:1"})
+    assert answer.returncode == 1
+    assert "is not valid JSON" in answer.stderr
+    assert "Traceback" not in answer.stderr
+
+
+def test_incomplete_request_names_each_missing_field() -> None:
+    answer = refunds("start", "--file", "-", stdin='{"request_id": "rma-2", "psp": "stripe"}')
+    assert answer.returncode == 1
+    for field in ("payment_id", "currency", "customer_id", "requested_by"):
+        assert f"{field}: Field required" in answer.stderr
+    assert "Traceback" not in answer.stderr
+
+
+def test_unreachable_temporal_is_one_line_naming_the_setting() -> None:
+    answer = refunds("status", "rma-3", env={"TEMPORAL_ADDRESS": "127.0.0.1:1"})
+    assert answer.returncode == 1
+    assert "TEMPORAL_ADDRESS" in answer.stderr
+    assert "Traceback" not in answer.stderr
+
+
+def test_worker_without_a_database_names_the_variable() -> None:
+    answer = refunds("worker")
+    assert answer.returncode == 1
+    assert "REFUNDS_DATABASE_URL is not set" in answer.stderr
+
+
+def test_invalid_setting_stops_the_command_naming_it() -> None:
+    answer = refunds("status", "x", env={"STRIPE_API_BASE": "localhost:12111"})
+    assert answer.returncode == 1
+    assert "STRIPE_API_BASE" in answer.stderr
+
+
+async def test_ledger_verify_fails_on_a_planted_imbalance(
+    ledger_db: asyncpg.Pool, database_url: str
+) -> None:
+    env = {"REFUNDS_DATABASE_URL": database_url}
+    clean = refunds("ledger", "verify", env=env)
+    assert clean.returncode == 0, clean.stderr
+    assert "ledger verifies" in clean.stdout
+
+    async with ledger_db.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(
+            "INSERT INTO ledger_transfers (id, kind, debit_account, credit_account, amount,"
+            " currency) VALUES ('planted-1', 'single', 'merchant:refunds',"
+            " 'psp:stripe:clearing', 100, 'USD')"
+        )
+        await conn.execute(
+            "INSERT INTO ledger_entries (transfer_id, account, currency, amount)"
+            " VALUES ('planted-1', 'merchant:refunds', 'USD', 100)"
+        )
+    broken = refunds("ledger", "verify", "--json", env=env)
+    assert broken.returncode == 1
+    assert '"verified": false' in broken.stdout
+    assert "planted-1" in broken.stdout

@@ -1,0 +1,34 @@
+"""End to end: ``refunds demo`` brings up the embedded stack and every refund ends as it should."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from tests.starters.cli_run import refunds
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_demo_of_twenty_refunds_ends_every_refund_and_the_books_verify(tmp_path: Path) -> None:
+    env = {
+        "REFUNDS_STATE_DIR": str(tmp_path / "state"),
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "REFUNDS_TEMPORAL_UI_PORT": "0",
+        "REFUNDS_STRIPE_SANDBOX_PORT": str(free_port()),
+    }
+    answer = refunds("demo", "--count", "20", "--json", env=env, timeout=240)
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    summary = json.loads(answer.stdout)
+    assert summary["ledger"] == {"verified": True, "problems": []}
+    assert sum(summary["by_status"].values()) == 20
+    assert set(summary["by_status"]) <= {"SUCCEEDED", "REJECTED"}
+    assert summary["unexpected"] == []
+    assert summary["by_status"]["SUCCEEDED"] >= 10
+    assert summary["seconds"] > 0
+    assert not (tmp_path / "state" / "stack.json").exists(), "the stack cleaned up after itself"
