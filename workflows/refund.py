@@ -48,7 +48,9 @@ LOCAL_RETRY = RetryPolicy(
 PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
 )
-SETTLEMENT_POLL_EVERY = timedelta(minutes=1)
+# Polling backs off from one minute to one hour: a week of waiting stays a few hundred events.
+SETTLEMENT_FIRST_POLL = timedelta(minutes=1)
+SETTLEMENT_POLL_AT_MOST = timedelta(hours=1)
 SETTLEMENT_GIVE_UP_AFTER = timedelta(days=7)
 
 
@@ -149,9 +151,10 @@ class RefundWorkflow:
         self._status = RefundStatus.AWAITING_SETTLEMENT
         workflow.upsert_search_attributes([sa.REFUND_STATUS.value_set(self._status.value)])
         deadline = workflow.now() + SETTLEMENT_GIVE_UP_AFTER
-        outcome = pending
+        outcome, wait = pending, SETTLEMENT_FIRST_POLL
         while outcome.status is PspRefundStatus.PENDING and workflow.now() < deadline:
-            await workflow.sleep(SETTLEMENT_POLL_EVERY)
+            await workflow.sleep(wait)
+            wait = min(wait * 2, SETTLEMENT_POLL_AT_MOST)
             outcome = await self._remote(
                 "fetch_refund",
                 FetchRefund(psp=request.psp, psp_refund_id=pending.psp_refund_id),

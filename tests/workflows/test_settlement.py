@@ -1,0 +1,60 @@
+"""A refund the provider answers as pending waits, on durable timers, for the provider to settle."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from activities.ledger import Ledger
+from deploy.sandboxes.stripe_shop import create_payment, shop_client
+from starters.client import RefundHandle, start_refund
+from tests.support.stack import SANDBOX_KEY, running_worker
+from tests.workflows.test_refund_paths import refund_request
+from workflows.models import RefundStatus
+from workflows.refund import RefundWorkflow
+
+
+async def wait_for_status(handle: RefundHandle, status: RefundStatus) -> str:
+    async with asyncio.timeout(20):
+        while True:
+            view = await handle.query(RefundWorkflow.status)
+            if view.status is status:
+                assert view.psp_refund_id is not None
+                return view.psp_refund_id
+            await asyncio.sleep(0.1)
+
+
+async def test_pending_refund_is_posted_once_the_provider_settles_it(
+    time_skipping_env: WorkflowEnvironment, ledger_db: asyncpg.Pool, stripe_base: str
+) -> None:
+    shop = shop_client(stripe_base, SANDBOX_KEY)
+    payment = await create_payment(
+        shop,
+        amount=9100,
+        currency="usd",
+        customer="cus_9",
+        payment_method="pm_card_pendingRefund",
+    )
+    request = refund_request(payment, amount=4000)
+    client = time_skipping_env.client
+    ledger = Ledger(ledger_db)
+    async with running_worker(client, ledger_db, stripe_base) as queue:
+        handle = await start_refund(client, request, queue)
+        psp_refund_id = await wait_for_status(handle, RefundStatus.AWAITING_SETTLEMENT)
+        position = await ledger.payment_position(f"stripe:{payment}")
+        assert position is not None and (position.reserved, position.refunded) == (4000, 0)
+
+        async with httpx.AsyncClient(base_url=stripe_base) as sandbox:
+            answer = await sandbox.post(
+                f"/_sandbox/refunds/{psp_refund_id}/settle", json={"status": "succeeded"}
+            )
+            answer.raise_for_status()
+        result = await handle.result()
+
+    assert (result.status, result.amount_refunded) == (RefundStatus.SUCCEEDED, 4000)
+    position = await ledger.payment_position(f"stripe:{payment}")
+    assert position is not None and (position.reserved, position.refunded) == (0, 4000)
+    assert await ledger.verify() == []
