@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 from typing import Any
 
 import click
@@ -17,12 +20,12 @@ from workflows.models import Psp, RefundReason, RefundRequest, RefundResult
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="refunds")
-def main() -> None:
+def cli() -> None:
     """Refund automation on Temporal: validate, reserve, refund or void, post the ledger."""
     configure_logging()
 
 
-@main.command()
+@cli.command()
 def worker() -> None:
     """Run a refund worker (polls REFUNDS_TASK_QUEUE until Ctrl-C)."""
     from starters.processes import run_until_interrupted
@@ -48,7 +51,7 @@ def _read_request_file(path: str) -> dict[str, Any]:
     return data
 
 
-@main.command()
+@cli.command()
 @click.option("--file", "request_file", help="A RefundRequest as JSON ('-' reads stdin).")
 @click.option("--request-id", help="Your idempotency key (an RMA or event id).")
 @click.option("--psp", type=click.Choice([p.value for p in Psp]))
@@ -97,7 +100,7 @@ def _describe_result(result: RefundResult) -> str:
     return line + (f"; {result.reason}" if result.reason else "")
 
 
-@main.command()
+@cli.command()
 @click.argument("request_id")
 @click.option("--json", "as_json", is_flag=True)
 @run_async
@@ -125,13 +128,32 @@ def _register_subcommands() -> None:
     from starters.cli_ledger import ledger
     from starters.cli_stack import bench, demo, dev
 
-    main.add_command(ledger)
-    main.add_command(dev)
-    main.add_command(demo)
-    main.add_command(bench)
+    cli.add_command(ledger)
+    cli.add_command(dev)
+    cli.add_command(demo)
+    cli.add_command(bench)
 
 
 _register_subcommands()
+
+
+def main() -> None:
+    """The ``refunds`` entry point.
+
+    It leaves with ``os._exit`` once output is flushed: the Temporal client's Rust threads can
+    abort CPython's finalisation ("PyGILState_Release ... finalizing", sdk-python issue 300),
+    which would turn a finished command into a crash. Every resource is closed before this.
+    """
+    try:
+        cli.main(prog_name="refunds")
+        code = 0
+    except SystemExit as leaving:
+        code = leaving.code if isinstance(leaving.code, int) else (0 if leaving.code is None else 1)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
 
 if __name__ == "__main__":
     main()
