@@ -1,8 +1,9 @@
-"""Shared fixtures: a real PostgreSQL (embedded pgserver, or REFUNDS_DATABASE_URL when set)."""
+"""Shared fixtures: real PostgreSQL, the real Temporal servers and the Stripe sandbox over HTTP."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -10,6 +11,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from deploy.local.temporal_server import SEARCH_ATTRIBUTES
+from deploy.sandboxes.stripe_sandbox import StripeSandbox
+from workers.worker import ledger_pool
+from workflows.search_attributes import ALL_KEYS
 
 
 @pytest.fixture(scope="session")
@@ -54,16 +64,6 @@ async def database_url(postgres_url: str) -> AsyncIterator[str]:
 
 
 # --- Temporal: the real time-skipping test server and the real dev server -----------------
-
-import shutil  # noqa: E402
-
-from temporalio.api.enums.v1 import IndexedValueType  # noqa: E402
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
-
-from deploy.local.temporal_server import SEARCH_ATTRIBUTES  # noqa: E402
-from workflows.search_attributes import ALL_KEYS  # noqa: E402
 
 
 def _binary(name: str) -> str:
@@ -111,9 +111,6 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 # --- The Stripe sandbox (a real HTTP server the real SDK talks to) and a migrated ledger ---
 
-from deploy.migrations import apply_migrations  # noqa: E402
-from deploy.sandboxes.stripe_sandbox import StripeSandbox  # noqa: E402
-
 
 @pytest.fixture(scope="session")
 async def stripe_sandbox() -> AsyncIterator[StripeSandbox]:
@@ -135,10 +132,6 @@ async def stripe_base(stripe_sandbox: StripeSandbox) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def ledger_db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=12)
-    try:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn)
+    """A pool on a fresh, migrated ledger database (the worker's own set-up)."""
+    async with ledger_pool(database_url, max_size=12) as pool:
         yield pool
-    finally:
-        await pool.close()

@@ -47,9 +47,9 @@ def refund_worker(
 
 
 @asynccontextmanager
-async def ledger_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+async def ledger_pool(database_url: str, max_size: int = 10) -> AsyncIterator[asyncpg.Pool]:
     """A connection pool on a migrated database, closed on the way out."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=max_size)
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn)
