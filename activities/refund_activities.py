@@ -6,8 +6,9 @@ Ledger transfer ids derive from the refund (``refund-{request_id}:reserve`` / ``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from temporalio import activity
 
@@ -135,7 +136,7 @@ class RefundActivities:
             transfer_id=post_id(request_id), pending_id=reserve_id(request_id), amount=amount
         )
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.fetch_payment,
             self.reserve_refund,

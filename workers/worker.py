@@ -41,7 +41,7 @@ def refund_worker(
         client,
         task_queue=task_queue,
         workflows=[RefundWorkflow, *extra_workflows],
-        activities=[*activities.all(), *extra_activities],  # type: ignore[list-item]
+        activities=[*activities.all(), *extra_activities],
         activity_executor=ThreadPoolExecutor(max_workers=8),
     )
 
