@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.service import RPCError
 
 from activities.errors import RefundError
+from deploy.sandboxes.stripe_shop import CheckoutFailed
 from workers.client import TemporalUnreachable
 from workers.settings import Settings, SettingsError
 
@@ -43,7 +44,7 @@ def run_async(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return asyncio.run(func(*args, **kwargs))
-        except (SettingsError, TemporalUnreachable, RefundError) as exc:
+        except (SettingsError, TemporalUnreachable, RefundError, CheckoutFailed) as exc:
             raise click.ClickException(str(exc)) from exc
         except ValidationError as exc:
             raise click.ClickException(describe_validation_error(exc)) from exc

@@ -10,11 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import stripe
 from temporalio.client import Client
 
 from activities.ledger import Ledger
-from deploy.sandboxes.stripe_shop import create_payment, shop_client
+from deploy.sandboxes.stripe_shop import checkout
 from starters.client import start_refund
 from workers.settings import Settings
 from workers.worker import ledger_pool
@@ -71,11 +70,15 @@ class DemoRefund:
         return self.result is not None and self.result.status is self.scenario.expected
 
 
-async def _payment_for(shop: stripe.StripeClient, scenario: Scenario, customer: str) -> str:
+async def _payment_for(
+    settings: Settings, scenario: Scenario, customer: str, order_ref: str
+) -> str:
     if scenario.unknown_payment:
         return f"pi_unknown{uuid.uuid4().hex[:16]}"
-    return await create_payment(
-        shop,
+    return await checkout(
+        settings.stripe_api_base or "",
+        settings.stripe_api_key or "",
+        order_ref=order_ref,
         amount=scenario.paid,
         currency=scenario.currency,
         customer=customer,
@@ -86,14 +89,14 @@ async def _payment_for(shop: stripe.StripeClient, scenario: Scenario, customer: 
 
 async def prepare_refunds(settings: Settings, count: int, run_id: str) -> list[DemoRefund]:
     """Pay for each refund first, at the provider, the way a shop's checkout would."""
-    shop = shop_client(settings.stripe_api_base or "", settings.stripe_api_key or "")
     refunds = []
     for index in range(count):
         scenario = SCENARIOS[index % len(SCENARIOS)]
         customer = f"cus_demo{index % 7}"
-        payment_id = await _payment_for(shop, scenario, customer)
+        request_id = f"demo-{run_id}-{index:04d}"
+        payment_id = await _payment_for(settings, scenario, customer, request_id)
         request = RefundRequest(
-            request_id=f"demo-{run_id}-{index:04d}",
+            request_id=request_id,
             psp=Psp.STRIPE,
             payment_id=payment_id,
             amount=scenario.refund,

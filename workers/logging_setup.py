@@ -1,8 +1,10 @@
 """Process logging: one line per event on stderr; business refusals without tracebacks.
 
-The SDK logs every failed activity attempt with its traceback. A refusal (unknown payment,
-over-refund) is an expected business outcome that ends in a REJECTED refund, so it is logged
-as one line; unexpected failures keep their traceback.
+The SDK logs every failed activity attempt with its traceback. Our activities fail only with
+``ApplicationError``s from the error taxonomy (a refusal, a provider outage that will be
+retried), which are expected, so they are logged as one line; any other exception is a bug
+and keeps its traceback. The SDK core (Rust) would print its own logs to stdout, where they
+would corrupt ``--json`` output, so they are forwarded into Python logging instead.
 """
 
 from __future__ import annotations
@@ -12,12 +14,19 @@ import os
 import warnings
 
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
 
-class BusinessFailureFilter(logging.Filter):
+class TaxonomyFailureFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, ApplicationError) and error.non_retryable:
+        if isinstance(error, ApplicationError):
             record.msg = f"{record.getMessage()}: {error.type}: {error.message}"
             record.args = None
             record.exc_info = None
@@ -27,6 +36,13 @@ class BusinessFailureFilter(logging.Filter):
 def configure_logging() -> None:
     level = os.environ.get("REFUNDS_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("temporalio.activity").addFilter(BusinessFailureFilter())
+    logging.getLogger("temporalio.activity").addFilter(TaxonomyFailureFilter())
+    core_logs = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    Runtime.set_default(
+        Runtime(telemetry=TelemetryConfig(logging=core_logs)), error_if_already_set=False
+    )
     # pgserver asks platformdirs for a runtime folder it never uses; the warning is noise.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")

@@ -8,6 +8,7 @@ here, it could do at Stripe.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 import stripe
@@ -78,3 +79,46 @@ async def capture_payment(
     charge = intent.latest_charge
     assert charge is not None
     return charge if isinstance(charge, str) else charge.id
+
+
+class CheckoutFailed(Exception):
+    """The shop could not take a payment (declined, or Stripe kept failing)."""
+
+
+_TRANSIENT = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
+
+
+async def checkout(
+    base_url: str,
+    api_key: str,
+    *,
+    order_ref: str,
+    amount: int,
+    currency: str,
+    customer: str,
+    capture: bool = True,
+    payment_method: str = "pm_card_visa",
+    attempts: int = 6,
+) -> str:
+    """Pay for one order as a careful shop does: transient failures are retried with the same
+    idempotency key, so a retry after a lost answer never charges the customer twice."""
+    client = shop_client(base_url, api_key)
+    for attempt in range(1, attempts + 1):
+        try:
+            return await create_payment(
+                client,
+                amount=amount,
+                currency=currency,
+                customer=customer,
+                capture=capture,
+                payment_method=payment_method,
+                metadata={"order": order_ref},
+                idempotency_key=f"checkout-{order_ref}",
+            )
+        except _TRANSIENT as exc:
+            if attempt == attempts:
+                raise CheckoutFailed(f"Stripe kept failing for order {order_ref}: {exc}") from exc
+            await asyncio.sleep(0.05 * 2**attempt)
+        except stripe.StripeError as exc:
+            raise CheckoutFailed(f"payment for order {order_ref} refused: {exc}") from exc
+    raise AssertionError("unreachable")

@@ -15,13 +15,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_demo_of_twenty_refunds_ends_every_refund_and_the_books_verify(tmp_path: Path) -> None:
-    env = {
-        "REFUNDS_STATE_DIR": str(tmp_path / "state"),
+def stack_env(state_dir: Path) -> dict[str, str]:
+    """A stack of its own: fresh state and free ports, so a developer's `refunds dev` is safe."""
+    return {
+        "REFUNDS_STATE_DIR": str(state_dir),
         "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "REFUNDS_TEMPORAL_UI_PORT": "0",
         "REFUNDS_STRIPE_SANDBOX_PORT": str(free_port()),
     }
+
+
+def test_demo_of_twenty_refunds_ends_every_refund_and_the_books_verify(tmp_path: Path) -> None:
+    env = stack_env(tmp_path / "state")
     answer = refunds("demo", "--count", "20", "--json", env=env, timeout=240)
     assert answer.returncode == 0, answer.stderr[-3000:]
     summary = json.loads(answer.stdout)
@@ -32,3 +37,17 @@ def test_demo_of_twenty_refunds_ends_every_refund_and_the_books_verify(tmp_path:
     assert summary["by_status"]["SUCCEEDED"] >= 10
     assert summary["seconds"] > 0
     assert not (tmp_path / "state" / "stack.json").exists(), "the stack cleaned up after itself"
+
+
+def test_demo_through_a_faulty_provider_still_refunds_each_payment_once(tmp_path: Path) -> None:
+    env = stack_env(tmp_path / "state")
+    env["REFUNDS_SANDBOX_FAULTS"] = "error_rate=0.2,drop_rate=0.1,latency=20ms,seed=11"
+    answer = refunds("demo", "--count", "8", "--json", env=env, timeout=240)
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    summary = json.loads(answer.stdout)
+    assert summary["unexpected"] == []
+    assert summary["by_status"] == {"REJECTED": 3, "SUCCEEDED": 5}
+    assert summary["ledger"]["verified"]
+    refunded = {row["scenario"]: row["amount_refunded"] for row in summary["refunds"]}
+    assert refunded["full refund"] == 4999, "a dropped answer was not turned into a second refund"
+    assert refunded["partial refund"] == 3500
