@@ -2,9 +2,9 @@
 
 The SDK logs every failed activity attempt with its traceback. Our activities fail only with
 ``ApplicationError``s from the error taxonomy (a refusal, a provider outage that will be
-retried), which are expected, so they are logged as one line; any other exception is a bug
-and keeps its traceback. The SDK core (Rust) would print its own logs to stdout, where they
-would corrupt ``--json`` output, so they are forwarded into Python logging instead.
+retried), which are expected, so they are logged as one line (refusals only at INFO); any
+other exception is a bug and keeps its traceback. The SDK core (Rust) would print its own logs
+to stdout, where they would corrupt ``--json`` output, so they go to Python logging instead.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ class TaxonomyFailureFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, ApplicationError):
+            if error.non_retryable and not logging.getLogger(record.name).isEnabledFor(
+                logging.INFO
+            ):
+                return False  # a refusal is the refund's outcome, not a warning
             record.msg = f"{record.getMessage()}: {error.type}: {error.message}"
             record.args = None
             record.exc_info = None
