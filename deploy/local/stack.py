@@ -70,6 +70,31 @@ def read_running_stack(state_dir: Path) -> RunningStack | None:
     return stack
 
 
+def _forget_dead_handles(data_dir: Path) -> None:
+    """Drop crashed processes from pgserver's list of handles on this data folder.
+
+    pgserver stops the server only when the last live handle closes; the pid of a process
+    that died without closing stays listed, and the server would then outlive every later
+    clean stop.
+    """
+    handles = data_dir / ".handle_pids.json"
+    try:
+        pids = [int(pid) for pid in json.loads(handles.read_text())]
+    except (OSError, ValueError, TypeError):
+        return
+    handles.write_text(json.dumps([pid for pid in pids if _alive(pid)]))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class LocalStack:
     def __init__(self, settings: Settings, ports: StackPorts | None = None) -> None:
         self.settings = settings
@@ -99,9 +124,15 @@ class LocalStack:
         if database_url:
             await temporal.start()
         else:
-            _, database_url = await asyncio.gather(
-                temporal.start(), asyncio.to_thread(self._start_postgres)
+            # Both must finish before an error propagates: a PostgreSQL still starting in its
+            # thread would register its cleanup after the exit stack had already run.
+            started = await asyncio.gather(
+                temporal.start(), asyncio.to_thread(self._start_postgres), return_exceptions=True
             )
+            for outcome in started:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            database_url = str(started[1])
         if sandbox_needed:
             sandbox = StripeSandbox(
                 faults=SandboxFaults.from_env(os.environ),
@@ -120,6 +151,7 @@ class LocalStack:
     def _start_postgres(self) -> str:
         from pgserver import get_server  # type: ignore[attr-defined]
 
+        _forget_dead_handles(self.state_dir / "postgres")
         server = get_server(self.state_dir / "postgres", cleanup_mode="stop")
         self._exit.callback(server.cleanup)
         return str(server.get_uri())
