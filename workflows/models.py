@@ -84,6 +84,14 @@ class RefundRequest(BaseModel):
     _normalise_currency = field_validator("currency", mode="before")(_upper_currency)
 
 
+class RiskView(BaseModel):
+    """The risk score (0-100), the policy's decision on it, and the named reasons behind it."""
+
+    score: int | None = None
+    decision: str | None = None  # approve | review | block
+    reasons: list[str] = Field(default_factory=list)
+
+
 class RefundResult(BaseModel):
     request_id: str
     status: RefundStatus
@@ -91,11 +99,7 @@ class RefundResult(BaseModel):
     currency: str
     psp_refund_id: str | None = None
     reason: str | None = None
-
-
-class RiskView(BaseModel):
-    score: int | None = None
-    reasons: list[str] = Field(default_factory=list)
+    risk: RiskView = Field(default_factory=RiskView)
 
 
 class RefusedDecision(BaseModel):
