@@ -5,7 +5,8 @@
     │   ├── PaymentNotFound          the provider does not know the payment
     │   ├── PaymentNotRefundable     disputed, not captured, canceled, fully refunded
     │   ├── CurrencyMismatch         the request's currency is not the payment's
-    │   └── OverRefund               more than what is still refundable (provider or ledger)
+    │   ├── OverRefund               more than what is still refundable (provider or ledger)
+    │   └── ProviderNotSupported     this worker has no adapter or credentials for the provider
     ├── ProviderDeclined             the provider refused the operation: never retried, ends FAILED
     ├── ProviderAuthFailed           bad or missing API key: never retried, ends FAILED
     ├── ProviderUnavailable          5xx, timeouts, dropped connections: retried
@@ -48,6 +49,10 @@ class CurrencyMismatch(RefundRefused):
 
 
 class OverRefund(RefundRefused):
+    pass
+
+
+class ProviderNotSupported(RefundRefused):
     pass
 
 

@@ -45,6 +45,10 @@ class PaymentProvider(Protocol):
         """A refund's current outcome, for settlement polling."""
         ...
 
+    async def find_refund(self, payment: PaymentSnapshot, refund_id: str) -> PspRefund | None:
+        """The refund this service already made for ``refund_id``, if any.
 
-class ProviderNotConfigured(Exception):
-    """A refund names a provider this worker has no credentials for."""
+        Asked before retrying a refund: a provider keeps idempotency keys for a limited time
+        (Stripe 24 hours), after which the same key would make a second refund.
+        """
+        ...

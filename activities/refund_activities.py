@@ -11,8 +11,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.errors import ProviderAuthFailed, RefundError, to_application_error
+from activities.errors import ProviderNotSupported, RefundError, to_application_error
 from activities.ledger import Ledger
 from activities.providers import PaymentProvider
 from workflows.models import (
@@ -65,7 +66,10 @@ class RefundActivities:
         provider = self._providers.get(psp)
         if provider is None:
             raise to_application_error(
-                ProviderAuthFailed(f"{psp.value} is not configured on this worker")
+                ProviderNotSupported(
+                    f"{psp.value} refunds are not available: this worker has no {psp.value} "
+                    "adapter configured"
+                )
             )
         return provider
 
@@ -100,19 +104,30 @@ class RefundActivities:
         """
         provider = self._provider(order.payment.psp)
         with _as_application_errors():
-            if order.plan.operation == "void":
-                outcome = await provider.void(order.payment, order.idempotency_key)
-            else:
-                outcome = await provider.refund(
-                    order.payment,
-                    order.plan,
-                    order.reason,
-                    order.idempotency_key,
-                    order.request_id,
-                )
-            if outcome.status is PspRefundStatus.SUCCEEDED:
+            outcome = await self._reverse(provider, order)
+        if outcome.status is PspRefundStatus.SUCCEEDED:
+            try:
                 await self._post(order.request_id, outcome.amount)
+            except RefundError as error:
+                # The money has moved: this must never end as a refusal that voids the
+                # reservation. Retry (the provider replays its answer) until the books agree.
+                raise ApplicationError(
+                    f"refunded at the provider but not yet posted: {error.message}",
+                    type="LedgerPostPending",
+                ) from error
         return outcome
+
+    async def _reverse(self, provider: PaymentProvider, order: ReverseAtProvider) -> PspRefund:
+        if order.plan.operation == "void":
+            return await provider.void(order.payment, order.idempotency_key)
+        if activity.info().attempt > 1:
+            # A retry may come after the provider forgot our key: look before refunding again.
+            made = await provider.find_refund(order.payment, order.request_id)
+            if made is not None:
+                return made
+        return await provider.refund(
+            order.payment, order.plan, order.reason, order.idempotency_key, order.request_id
+        )
 
     @activity.defn(name="fetch_refund")
     async def fetch_refund(self, order: FetchRefund) -> PspRefund:
@@ -126,7 +141,11 @@ class RefundActivities:
 
     @activity.defn(name="void_reservation")
     async def void_reservation(self, settle: SettleRefund) -> None:
+        """Release the reservation; nothing to do when none was made (a reserve that failed)."""
         with _as_application_errors():
+            made = await self._ledger.transfers_for_refund(settle.request_id)
+            if not any(t.id == reserve_id(settle.request_id) for t in made):
+                return
             await self._ledger.void(
                 transfer_id=void_id(settle.request_id), pending_id=reserve_id(settle.request_id)
             )

@@ -115,13 +115,19 @@ class StripeProvider:
             raise PaymentNotRefundable(
                 f"charge {intent_id} is only authorised; void it through its PaymentIntent"
             )
-        intent = await _call(
-            self._client.v1.payment_intents.cancel_async(
-                intent_id,
-                params={"cancellation_reason": "requested_by_customer"},
-                options={"idempotency_key": idempotency_key},
+        try:
+            intent = await _call(
+                self._client.v1.payment_intents.cancel_async(
+                    intent_id,
+                    params={"cancellation_reason": "requested_by_customer"},
+                    options={"idempotency_key": idempotency_key},
+                )
             )
-        )
+        except PaymentNotRefundable:
+            # Canceled already (our earlier attempt, its key since expired): the hold is gone.
+            intent = await _call(self._client.v1.payment_intents.retrieve_async(intent_id))
+            if intent.status != "canceled":
+                raise
         return PspRefund(
             psp_refund_id=intent.id,
             status=PspRefundStatus.SUCCEEDED
@@ -136,6 +142,16 @@ class StripeProvider:
 
     async def fetch_refund(self, psp_refund_id: str) -> PspRefund:
         return _psp_refund(await _call(self._client.v1.refunds.retrieve_async(psp_refund_id)))
+
+    async def find_refund(self, payment: PaymentSnapshot, refund_id: str) -> PspRefund | None:
+        target = "payment_intent" if payment.payment_id.startswith("pi_") else "charge"
+        params: dict[str, Any] = {target: payment.payment_id, "limit": 100}
+        listed = await _call(self._client.v1.refunds.list_async(params))  # type: ignore[arg-type]
+        for refund in listed.data:
+            metadata = refund.to_dict().get("metadata") or {}
+            if metadata.get("refund_request_id") == refund_id:
+                return _psp_refund(refund)
+        return None
 
 
 def _snapshot(
@@ -156,6 +172,7 @@ def _snapshot(
     return PaymentSnapshot(
         psp=Psp.STRIPE,
         payment_id=payment_id,
+        canonical_id=intent.id if intent is not None else payment_id,
         state=state,
         currency=currency.upper(),
         amount_authorized=authorized,
@@ -216,6 +233,9 @@ def _classify(exc: stripe.StripeError) -> RefundError:
         if code in ("charge_disputed", "payment_intent_unexpected_state"):
             return PaymentNotRefundable(message)
         return ProviderDeclined(message)
+    if exc.http_status == 409 or code == "lock_timeout":
+        # Another request with our key is still running at Stripe: retry, never give up.
+        return ProviderUnavailable(message)
     if exc.http_status is not None and exc.http_status < 500:
         return ProviderDeclined(message)
     return ProviderUnavailable(message)

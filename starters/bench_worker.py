@@ -12,7 +12,6 @@ its CPU time and peak memory from /proc, so the figures are the worker's alone.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import signal
@@ -26,13 +25,13 @@ from typing import TypeVar
 import click
 
 from activities.ceiling import ceiling_activity
-from activities.ledger import Ledger
-from activities.refund_activities import RefundActivities
+from activities.risk import RiskPolicy
+from deploy.local.temporal_server import die_with_parent
 from starters.processes import run_until_interrupted
 from workers.client import connect
 from workers.logging_setup import configure_logging
 from workers.settings import Settings, SettingsError
-from workers.worker import build_providers, ledger_pool, refund_worker
+from workers.worker import build_providers, ledger_pool, refund_worker, worker_activities
 from workflows.ceiling import CeilingWorkflow
 
 T = TypeVar("T")
@@ -167,24 +166,19 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 # --- the child's side: the worker itself ---------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """A bench killed outright takes its worker along (PR_SET_PDEATHSIG)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-
-
 async def serve(
     settings: Settings, task_queue: str, with_ceiling: bool, stop: asyncio.Event
 ) -> None:
     client = await connect(settings)
     async with ledger_pool(settings.require_database_url()) as pool:
-        activities = RefundActivities(build_providers(settings), Ledger(pool))
+        # Every bench refund must be auto-approved: it measures the path without a human.
+        never_review = RiskPolicy(review_score=101, review_above=10**15)
+        activities = worker_activities(build_providers(settings), pool, never_review)
         worker = refund_worker(
             client,
             task_queue,
-            activities,
+            [*activities, *([ceiling_activity] if with_ceiling else [])],
             extra_workflows=[CeilingWorkflow] if with_ceiling else [],
-            extra_activities=[ceiling_activity] if with_ceiling else [],
         )
         async with worker:
             print(f"{READY_LINE} on {task_queue} (pid {os.getpid()})", flush=True)
@@ -196,7 +190,7 @@ async def serve(
 @click.option("--with-ceiling", is_flag=True, help="Also run CeilingWorkflow.")
 def main(task_queue: str, with_ceiling: bool) -> None:
     """Run the worker under test until SIGTERM."""
-    _die_with_parent()
+    die_with_parent()
     configure_logging()
     code = 0
     try:

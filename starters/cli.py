@@ -11,11 +11,12 @@ from typing import Any
 import click
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters.cli_support import emit, load_settings, run_async
+from starters.cli_support import emit, load_settings, one_line_errors, run_async
 from starters.client import refund_status, start_refund, workflow_id
 from workers.client import connect
 from workers.logging_setup import configure_logging
 from workflows.models import Psp, RefundReason, RefundRequest, RefundResult
+from workflows.search_attributes import REFUND_STATUS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,10 +30,12 @@ def cli() -> None:
 def worker() -> None:
     """Run a refund worker (polls REFUNDS_TASK_QUEUE until Ctrl-C)."""
     from starters.processes import run_until_interrupted
-    from workers.worker import run_worker
+    from workers.worker import build_providers, run_worker
 
     settings = load_settings()
-    settings.require_database_url()
+    with one_line_errors():
+        settings.require_database_url()
+        build_providers(settings, required=True)
     click.echo(f"worker polling task queue {settings.task_queue!r} at {settings.temporal_address}")
     run_until_interrupted(lambda stop: run_worker(settings, stop))
 
@@ -84,11 +87,13 @@ async def start(request_file: str | None, wait: bool, as_json: bool, **fields: A
         result: RefundResult = await handle.result()
         emit(result, as_json, _describe_result(result))
         return
-    view = await refund_status(client, request.request_id)
+    # Read from visibility, not a query: it answers even when no worker is running yet.
+    described = await handle.describe()
+    status = described.typed_search_attributes.get(REFUND_STATUS) or "RECEIVED"
     emit(
-        {"id": request.request_id, "workflow_id": handle.id, "status": view.status.value},
+        {"id": request.request_id, "workflow_id": handle.id, "status": status},
         as_json,
-        f"{handle.id} {view.status.value} (follow it with `refunds status {request.request_id}`)",
+        f"{handle.id} {status} (follow it with `refunds status {request.request_id}`)",
     )
 
 
@@ -126,12 +131,16 @@ async def status(request_id: str, as_json: bool) -> None:
 
 def _register_subcommands() -> None:
     from starters.cli_ledger import ledger
+    from starters.cli_review import approve, cancel, reject, reviews
+    from starters.cli_risk import risk
     from starters.cli_stack import bench, demo, dev
 
     cli.add_command(ledger)
     cli.add_command(dev)
     cli.add_command(demo)
     cli.add_command(bench)
+    for command in (reviews, approve, reject, cancel, risk):
+        cli.add_command(command)
 
 
 _register_subcommands()

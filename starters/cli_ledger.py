@@ -21,7 +21,7 @@ def ledger() -> None:
 @run_async
 async def verify(as_json: bool) -> None:
     """Check every transfer balances and no payment is over-refunded; exit 1 if not."""
-    async with ledger_pool(load_settings().require_database_url()) as pool:
+    async with ledger_pool(load_settings().require_database_url(), migrate=False) as pool:
         problems = await Ledger(pool).verify()
     text = "ledger verifies" if not problems else "\n".join(f"- {p}" for p in problems)
     emit({"verified": not problems, "problems": problems}, as_json, text)
@@ -34,7 +34,7 @@ async def verify(as_json: bool) -> None:
 @run_async
 async def balances(as_json: bool) -> None:
     """Balance of every account, per currency (debits positive)."""
-    async with ledger_pool(load_settings().require_database_url()) as pool:
+    async with ledger_pool(load_settings().require_database_url(), migrate=False) as pool:
         rows = await Ledger(pool).balances()
     lines = [f"{row.account:<40} {row.currency} {row.balance:>14}" for row in rows]
     emit(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import click
 
@@ -69,6 +71,14 @@ def dev(no_worker: bool) -> None:
     run_until_interrupted(serve)
 
 
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's own worker reviews on a short clock, so one refund can be seen to expire."""
+    if "REFUNDS_REVIEW_EXPIRE_AFTER" in os.environ or "REFUNDS_REVIEW_ESCALATE_AFTER" in os.environ:
+        return settings
+    policy = replace(settings.risk_policy, escalate_after_s=4, expire_after_s=10)
+    return settings.with_overrides(risk_policy=policy)
+
+
 @click.command()
 @click.option("--count", default=16, show_default=True, help="How many refunds to push through.")
 @click.option(
@@ -80,7 +90,7 @@ async def demo(count: int, as_json: bool) -> None:
     if count < 1:
         raise click.BadParameter("must be at least 1", param_hint="--count")
     started = time.monotonic()
-    async with stack_with_worker(load_settings()) as settings:
+    async with stack_with_worker(demo_settings(load_settings())) as settings:
         client = await connect(settings)
         refunds = await prepare_refunds(settings, count, new_run_id())
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 import click
 from pydantic import BaseModel, ValidationError
+from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from activities.errors import RefundError
+from deploy.local.temporal_server import TemporalServerError
 from deploy.sandboxes.stripe_shop import CheckoutFailed
 from workers.client import TemporalUnreachable
 from workers.settings import Settings, SettingsError
@@ -37,21 +40,38 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Known failures become one clear line (click prints it, exit 1), not a traceback."""
+    try:
+        yield
+    except (
+        SettingsError,
+        TemporalUnreachable,
+        TemporalServerError,
+        RefundError,
+        CheckoutFailed,
+    ) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ValidationError as exc:
+        raise click.ClickException(describe_validation_error(exc)) from exc
+    except WorkflowFailureError as exc:
+        raise click.ClickException(f"the refund workflow failed: {exc.cause or exc}") from exc
+    except RPCError as exc:
+        raise click.ClickException(f"Temporal: {exc.message}") from exc
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+    except ValueError as exc:  # e.g. a malformed URL or port in the environment
+        raise click.ClickException(str(exc)) from exc
+
+
 def run_async(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
-    """Run an async command; known failures become one clear line, not a traceback."""
+    """Run an async command with ``one_line_errors``."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with one_line_errors():
             return asyncio.run(func(*args, **kwargs))
-        except (SettingsError, TemporalUnreachable, RefundError, CheckoutFailed) as exc:
-            raise click.ClickException(str(exc)) from exc
-        except ValidationError as exc:
-            raise click.ClickException(describe_validation_error(exc)) from exc
-        except RPCError as exc:
-            raise click.ClickException(f"Temporal: {exc.message}") from exc
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
     return wrapper
 

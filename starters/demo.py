@@ -14,9 +14,11 @@ from temporalio.client import Client
 
 from activities.ledger import Ledger
 from deploy.sandboxes.stripe_shop import checkout
-from starters.client import start_refund
+from starters.client import RefundHandle, start_refund
+from starters.demo_reviews import review_as_demo
 from workers.settings import Settings
 from workers.worker import ledger_pool
+from workflows.currencies import format_amount
 from workflows.models import Psp, RefundReason, RefundRequest, RefundResult, RefundStatus
 
 
@@ -31,31 +33,24 @@ class Scenario:
     payment_method: str = "pm_card_visa"
     reason: RefundReason = RefundReason.REQUESTED_BY_CUSTOMER
     unknown_payment: bool = False
+    review: str | None = None  # what the demo's reviewers do: approve, dual, partial, ...
 
 
+S, R = RefundStatus.SUCCEEDED, RefundStatus.REJECTED
 SCENARIOS = (
-    Scenario("full refund", "USD", 4999, None, RefundStatus.SUCCEEDED),
-    Scenario("partial refund", "EUR", 12000, 3500, RefundStatus.SUCCEEDED),
-    Scenario("void before capture", "USD", 2500, None, RefundStatus.SUCCEEDED, capture=False),
-    Scenario("over-refund attempt", "USD", 1500, 2000, RefundStatus.REJECTED),
-    Scenario("unknown payment", "USD", 0, 1000, RefundStatus.REJECTED, unknown_payment=True),
-    Scenario("zero-decimal currency", "JPY", 3000, None, RefundStatus.SUCCEEDED),
-    Scenario(
-        "disputed payment",
-        "GBP",
-        8000,
-        8000,
-        RefundStatus.REJECTED,
-        payment_method="pm_card_createDispute",
-    ),
-    Scenario(
-        "duplicate charge",
-        "GBP",
-        1999,
-        None,
-        RefundStatus.SUCCEEDED,
-        reason=RefundReason.DUPLICATE,
-    ),
+    Scenario("full refund", "USD", 4999, None, S),
+    Scenario("high value, approved", "USD", 60000, None, S, review="approve"),
+    Scenario("partial refund", "EUR", 12000, 3500, S),
+    Scenario("void before capture", "USD", 2500, None, S, capture=False),
+    Scenario("over-refund attempt", "USD", 1500, 2000, R),
+    Scenario("rejected in review", "USD", 70000, None, R, review="reject"),
+    Scenario("unknown payment", "USD", 0, 1000, R, unknown_payment=True),
+    Scenario("zero-decimal currency", "JPY", 3000, None, S),
+    Scenario("dual approval", "EUR", 250000, None, S, review="dual"),
+    Scenario("disputed payment", "GBP", 8000, 8000, R, payment_method="pm_card_createDispute"),
+    Scenario("approved for less", "USD", 80000, None, S, review="partial"),
+    Scenario("duplicate charge", "GBP", 1999, None, S, reason=RefundReason.DUPLICATE),
+    Scenario("review expires", "USD", 65000, None, RefundStatus.EXPIRED, review="expire"),
 )
 
 
@@ -64,10 +59,15 @@ class DemoRefund:
     scenario: Scenario
     request: RefundRequest
     result: RefundResult | None = None
+    expected: RefundStatus | None = None  # when the reviewers changed the plan
+
+    @property
+    def expected_status(self) -> RefundStatus:
+        return self.expected or self.scenario.expected
 
     @property
     def as_expected(self) -> bool:
-        return self.result is not None and self.result.status is self.scenario.expected
+        return self.result is not None and self.result.status is self.expected_status
 
 
 async def _payment_for(
@@ -92,8 +92,10 @@ async def prepare_refunds(settings: Settings, count: int, run_id: str) -> list[D
     refunds = []
     for index in range(count):
         scenario = SCENARIOS[index % len(SCENARIOS)]
-        customer = f"cus_demo{index % 7}"
+        # A customer of their own each: the demo shows each path on its own merits, not on
+        # the history of refunds earlier runs piled onto one customer.
         request_id = f"demo-{run_id}-{index:04d}"
+        customer = f"cus_{request_id}"
         payment_id = await _payment_for(settings, scenario, customer, request_id)
         request = RefundRequest(
             request_id=request_id,
@@ -121,10 +123,13 @@ async def run_refunds(
     done = 0
     finished: list[DemoRefund] = []
 
-    async def wait(refund: DemoRefund, handle: Any) -> None:
+    async def wait(refund: DemoRefund, handle: RefundHandle) -> None:
         nonlocal done
+        expected = None
+        if refund.scenario.review:
+            expected = await review_as_demo(handle, refund.scenario.review)
         result = await handle.result()
-        finished.append(DemoRefund(refund.scenario, refund.request, result))
+        finished.append(DemoRefund(refund.scenario, refund.request, result, expected))
         done += 1
         progress(done, len(refunds))
 
@@ -150,7 +155,7 @@ async def demo_summary(
             {
                 "request_id": r.request.request_id,
                 "scenario": r.scenario.name,
-                "expected": r.scenario.expected.value,
+                "expected": r.expected_status.value,
                 "got": r.result.status.value if r.result else None,
             }
             for r in refunds
@@ -163,6 +168,8 @@ async def demo_summary(
                 "status": r.result.status.value if r.result else None,
                 "amount_refunded": r.result.amount_refunded if r.result else 0,
                 "currency": r.request.currency,
+                "risk_score": r.result.risk.score if r.result else None,
+                "path": r.scenario.review or "auto",
                 "reason": r.result.reason if r.result else "did not finish in time",
             }
             for r in refunds
@@ -171,11 +178,13 @@ async def demo_summary(
 
 
 def summary_table(summary: dict[str, Any]) -> str:
-    lines = [f"{'request':<26} {'scenario':<22} {'status':<10} {'refunded':>10}  reason"]
+    lines = [f"{'scenario':<22} {'path':<8} {'risk':>4} {'status':<10} {'refunded':>14}  reason"]
     for row in summary["refunds"]:
+        risk = "-" if row["risk_score"] is None else row["risk_score"]
+        refunded = format_amount(row["amount_refunded"], row["currency"])
         lines.append(
-            f"{row['request_id']:<26} {row['scenario']:<22} {row['status'] or '-':<10} "
-            f"{row['amount_refunded']:>6} {row['currency']}  {row['reason'] or ''}"
+            f"{row['scenario']:<22} {row['path']:<8} {risk:>4} {row['status'] or '-':<10} "
+            f"{refunded:>14}  {row['reason'] or ''}"
         )
     lines.append("")
     lines.append("by status: " + ", ".join(f"{k} {v}" for k, v in summary["by_status"].items()))

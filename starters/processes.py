@@ -7,6 +7,8 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from starters.cli_support import one_line_errors
+
 
 def run_until_interrupted(service: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
     """Run ``service(stop)``; SIGINT/SIGTERM set ``stop`` so it can shut down cleanly."""
@@ -18,4 +20,5 @@ def run_until_interrupted(service: Callable[[asyncio.Event], Coroutine[Any, Any,
             loop.add_signal_handler(sig, stop.set)
         await service(stop)
 
-    asyncio.run(main())
+    with one_line_errors():
+        asyncio.run(main())

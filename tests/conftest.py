@@ -81,6 +81,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     kinds = {
         "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
         "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+        "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
     }
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(

@@ -39,7 +39,16 @@ class TaxonomyFailureFilter(logging.Filter):
 
 def configure_logging() -> None:
     level = os.environ.get("REFUNDS_LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    known = level in logging.getLevelNamesMapping()
+    logging.basicConfig(
+        level=level if known else "WARNING",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not known:
+        logging.getLogger("refunds").warning(
+            "REFUNDS_LOG_LEVEL=%s is not a log level (DEBUG, INFO, WARNING, ERROR); using WARNING",
+            level,
+        )
     logging.getLogger("temporalio.activity").addFilter(TaxonomyFailureFilter())
     core_logs = LoggingConfig(
         filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from activities.risk import RiskPolicy, RiskPolicyError
+
 
 class SettingsError(Exception):
     """A setting is missing or invalid; the message names the variable."""
@@ -26,6 +28,8 @@ class Settings:
     stripe_api_key: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None
     stripe_webhook_secret: str | None = field(default=None, repr=False)
+    risk_policy: RiskPolicy = field(default_factory=RiskPolicy)
+    risk_model: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -44,6 +48,8 @@ class Settings:
             stripe_api_key=text("STRIPE_API_KEY"),
             stripe_api_base=text("STRIPE_API_BASE"),
             stripe_webhook_secret=text("STRIPE_WEBHOOK_SECRET"),
+            risk_policy=_risk_policy(env),
+            risk_model=Path(model) if (model := text("REFUNDS_RISK_MODEL")) else None,
         )
         settings.check()
         return settings
@@ -72,3 +78,10 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _risk_policy(env: Mapping[str, str]) -> RiskPolicy:
+    try:
+        return RiskPolicy.from_env(env)
+    except RiskPolicyError as exc:
+        raise SettingsError(str(exc)) from exc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -73,7 +73,7 @@ class RefundRequest(BaseModel):
     request_id: str = Field(min_length=1, max_length=200)
     psp: Psp
     payment_id: str = Field(min_length=1)
-    amount: int | None = None
+    amount: int | None = Field(default=None, strict=True)  # no 10.5, "100" or true
     currency: str
     reason: RefundReason = RefundReason.REQUESTED_BY_CUSTOMER
     customer_id: str
@@ -92,6 +92,12 @@ class RiskView(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
+# What RefundWorkflow accepts: a RefundRequest, or any JSON object, which the workflow then
+# checks itself, so a malformed start from any client ends REJECTED with the reason instead
+# of a workflow that cannot decode its input.
+RefundInput = Annotated[RefundRequest | dict[str, Any], Field(union_mode="left_to_right")]
+
+
 class RefundResult(BaseModel):
     request_id: str
     status: RefundStatus
@@ -108,10 +114,19 @@ class RefusedDecision(BaseModel):
     why: str
 
 
+class Approval(BaseModel):
+    reviewer: str
+    note: str = ""
+    amount: int | None = None  # a lower amount than requested, when the reviewer chose one
+
+
 class ReviewView(BaseModel):
-    approvals: list[str] = Field(default_factory=list)
+    approvals: list[Approval] = Field(default_factory=list)
+    approvals_required: int = 0
     refused_decisions: list[RefusedDecision] = Field(default_factory=list)
+    escalates_at: datetime | None = None
     deadline: datetime | None = None
+    rejected_by: str | None = None
 
 
 class RefundView(BaseModel):
@@ -155,10 +170,13 @@ class PaymentSnapshot(BaseModel):
     disputed: bool = False
     customer: str | None = None
     created: datetime | None = None
+    # One payment can have several ids (a Stripe PaymentIntent and its Charge); the ledger
+    # limits refunds per payment, so it keys them by the one id the provider adapter chose.
+    canonical_id: str | None = None
 
     @property
     def payment_key(self) -> str:
-        return f"{self.psp.value}:{self.payment_id}"
+        return f"{self.psp.value}:{self.canonical_id or self.payment_id}"
 
 
 class FetchPayment(BaseModel):

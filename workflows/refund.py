@@ -1,27 +1,28 @@
 """RefundWorkflow: one durable workflow per refund, ID ``refund-{request_id}``.
 
-Validate -> reserve in the ledger -> void or refund at the provider -> (settle) -> done.
-Every business outcome is a ``RefundResult``; the workflow itself fails only on a bug.
+Validate -> reserve in the ledger -> score risk -> review when the policy asks (signals or
+validated updates, escalation and expiry on durable timers) -> void or refund at the provider
+-> (settle) -> done. Every business outcome is a ``RefundResult``; the workflow itself fails
+only on a bug. Once the amount is reserved, every ending but success voids the reservation.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any
 
+from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.models import (
-        CancelRequest,
         FetchPayment,
-        FetchRefund,
         PaymentSnapshot,
         PspRefund,
         PspRefundStatus,
+        RefundInput,
         RefundPlan,
         RefundRequest,
         RefundResult,
@@ -29,92 +30,165 @@ with workflow.unsafe.imports_passed_through():
         RefundView,
         ReserveRefund,
         ReverseAtProvider,
+        RiskView,
         SettleRefund,
     )
-    from workflows.rules import Refusal, idempotency_key, plan_refund, request_problem
-
-# Error types (ApplicationError.type) that mean "the request was wrong": REJECTED, not FAILED.
-REFUSAL_TYPES = frozenset(
-    {"RefundRefused", "PaymentNotFound", "PaymentNotRefundable", "CurrencyMismatch", "OverRefund"}
-)
-
-T = TypeVar("T")
-
-LOCAL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
-# The provider call retries until it gets an answer: giving up could leave money moved at the
-# provider with the reservation voided. The idempotency key makes every retry the same request.
-PROVIDER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
-)
-# Polling backs off from one minute to one hour: a week of waiting stays a few hundred events.
-SETTLEMENT_FIRST_POLL = timedelta(minutes=1)
-SETTLEMENT_POLL_AT_MOST = timedelta(hours=1)
-SETTLEMENT_GIVE_UP_AFTER = timedelta(days=7)
-
-
-class StepFailed(Exception):
-    """An activity ended for good; ``refused`` when it was the request's fault."""
-
-    def __init__(self, message: str, refused: bool) -> None:
-        super().__init__(message)
-        self.refused = refused
-
-
-def _step_failure(error: ActivityError | ApplicationError) -> StepFailed:
-    # A regular activity's failure arrives as ActivityError wrapping the ApplicationError;
-    # a local activity's non-retryable failure arrives as the ApplicationError itself.
-    cause = error.cause if isinstance(error, ActivityError) else error
-    if isinstance(cause, ApplicationError):
-        return StepFailed(cause.message, refused=cause.type in REFUSAL_TYPES)
-    return StepFailed(str(cause or error), refused=False)
+    from workflows.review import ReviewBook, format_duration
+    from workflows.review_handlers import ReviewHandlers, wait_until
+    from workflows.review_models import (
+        EscalateReview,
+        RecordOutcome,
+        RiskAssessment,
+        RiskDecision,
+        ScoreRefund,
+    )
+    from workflows.rules import (
+        Refusal,
+        describe_invalid,
+        idempotency_key,
+        plan_refund,
+        request_problem,
+        undecodable_request,
+    )
+    from workflows.settlement import LedgerNotPosted, await_settlement
+    from workflows.steps import StepFailed, local_step, provider_step
 
 
 @workflow.defn(name="RefundWorkflow")
-class RefundWorkflow:
-    def __init__(self) -> None:
-        self._request: RefundRequest | None = None
+class RefundWorkflow(ReviewHandlers):
+    @workflow.init
+    def __init__(self, request: RefundInput) -> None:
+        self._invalid: str | None = None
+        if isinstance(request, RefundRequest):
+            self._request = request
+        else:
+            try:
+                self._request = RefundRequest.model_validate(request)
+            except ValidationError as error:
+                self._invalid = describe_invalid(error)
+                self._request = undecodable_request(request, workflow.info().workflow_id)
         self._status = RefundStatus.RECEIVED
-        self._amount: int | None = None
+        self._amount: int | None = self._request.amount if not self._invalid else None
         self._amount_refunded = 0
         self._psp_refund_id: str | None = None
         self._last_error: str | None = None
-        self._cancel_requested_by: str | None = None
+        self._canceled_by: str | None = None
+        self._risk = RiskView()
+        self._review = ReviewBook(self._request.requested_by)
+        self._escalates_at: datetime | None = None
+        self._deadline: datetime | None = None
+        self._payment: PaymentSnapshot | None = None
 
     @workflow.run
-    async def run(self, request: RefundRequest) -> RefundResult:
-        self._request = request
-        self._amount = request.amount
-        problem = request_problem(request)
+    async def run(self, _input: RefundInput) -> RefundResult:
+        request = self._request
+        problem = self._invalid or request_problem(request, workflow.info().workflow_id)
         if problem:
+            self._amount = None  # never index a value that failed the checks
             return await self._finish(RefundStatus.REJECTED, problem)
         self._status = RefundStatus.VALIDATING
         try:
-            payment = await self._local(
+            payment = await local_step(
                 "fetch_payment",
                 FetchPayment(psp=request.psp, payment_id=request.payment_id),
                 PaymentSnapshot,
             )
+            self._payment = payment
             plan = plan_refund(request, payment)
+            self._amount = plan.amount
+            reservation = ReserveRefund(request_id=request.request_id, payment=payment, plan=plan)
+            await local_step("reserve_refund", reservation, type(None))
         except Refusal as refusal:
             return await self._finish(RefundStatus.REJECTED, str(refusal))
         except StepFailed as failed:
-            return await self._finish(_ended(failed), str(failed))
-        self._amount = plan.amount
+            if self._payment is None or failed.refused:
+                return await self._finish(_ended(failed), str(failed))
+            # The reserve may have committed before its answer was lost: release it.
+            return await self._release(RefundStatus.FAILED, str(failed))
         try:
-            await self._local(
-                "reserve_refund",
-                ReserveRefund(request_id=request.request_id, payment=payment, plan=plan),
-                type(None),
+            assessment = await local_step(
+                "score_refund",
+                ScoreRefund(request=request, payment=payment, plan=plan),
+                RiskAssessment,
             )
         except StepFailed as failed:
-            return await self._finish(_ended(failed), str(failed))
-        if self._cancel_requested_by:
+            return await self._release(RefundStatus.FAILED, f"risk scoring failed: {failed}")
+        self._risk = RiskView(
+            score=assessment.score, decision=assessment.decision.value, reasons=assessment.reasons
+        )
+        if assessment.decision is RiskDecision.BLOCK:
+            reasons = "; ".join(assessment.reasons)
             return await self._release(
-                RefundStatus.CANCELED, f"canceled by {self._cancel_requested_by}"
+                RefundStatus.REJECTED, f"blocked by risk score {assessment.score}: {reasons}"
             )
+        if assessment.decision is RiskDecision.REVIEW:
+            ended = await self._await_review(assessment, plan)
+            if ended is not None:
+                return ended
+            plan = plan.model_copy(update={"amount": self._review.approved_amount})
+            self._amount = plan.amount
+        if self._canceled_by:
+            return await self._release(RefundStatus.CANCELED, f"canceled by {self._canceled_by}")
         return await self._reverse(request, payment, plan)
+
+    async def _await_review(
+        self, assessment: RiskAssessment, plan: RefundPlan
+    ) -> RefundResult | None:
+        """Wait for reviewers; escalate at the first deadline, expire at the second."""
+        book = self._review
+        book.begin(
+            plan.amount, plan.currency, assessment.approvals_required, void=plan.operation == "void"
+        )
+        self._status = RefundStatus.AWAITING_REVIEW
+        now = workflow.now()
+        self._escalates_at = now + timedelta(seconds=assessment.escalate_after_s)
+        self._deadline = now + timedelta(seconds=assessment.expire_after_s)
+        workflow.upsert_search_attributes(
+            [
+                sa.REFUND_STATUS.value_set(self._status.value),
+                sa.RISK_SCORE.value_set(assessment.score),
+                sa.REFUND_AMOUNT.value_set(plan.amount),
+                sa.REVIEW_DEADLINE.value_set(self._deadline),
+            ]
+        )
+
+        def settled() -> bool:
+            return book.decided or self._canceled_by is not None
+
+        if not await wait_until(settled, self._escalates_at):
+            await self._escalate(assessment, plan)
+            if not await wait_until(settled, self._deadline):
+                book.open = False
+                waited = format_duration(assessment.expire_after_s)
+                return await self._release(
+                    RefundStatus.EXPIRED, f"no review decision within {waited}"
+                )
+        book.open = False
+        if self._canceled_by:
+            return await self._release(
+                RefundStatus.CANCELED, f"canceled by {self._canceled_by} during review"
+            )
+        if book.rejection:
+            return await self._release(
+                RefundStatus.REJECTED,
+                f"rejected by {book.rejection.reviewer}: {book.rejection.reason}",
+            )
+        self._status = RefundStatus.APPROVED
+        return None
+
+    async def _escalate(self, assessment: RiskAssessment, plan: RefundPlan) -> None:
+        notice = EscalateReview(
+            request_id=self._request.request_id,
+            customer_id=self._request.customer_id,
+            amount=plan.amount,
+            currency=plan.currency,
+            score=assessment.score,
+            waiting_s=assessment.escalate_after_s,
+        )
+        try:
+            await local_step("escalate_review", notice, type(None))
+        except StepFailed as failed:  # a missed notice must not decide the refund
+            workflow.logger.warning("review escalation notice failed: %s", failed)
 
     async def _reverse(
         self, request: RefundRequest, payment: PaymentSnapshot, plan: RefundPlan
@@ -128,12 +202,23 @@ class RefundWorkflow:
             idempotency_key=idempotency_key(request.request_id, plan.operation),
         )
         try:
-            outcome = await self._remote("reverse_at_provider", order, PspRefund)
+            outcome = await provider_step("reverse_at_provider", order, PspRefund)
         except StepFailed as failed:
             return await self._release(_ended(failed), str(failed))
         self._psp_refund_id = outcome.psp_refund_id
         if outcome.status is PspRefundStatus.PENDING:
-            outcome = await self._await_settlement(request, outcome)
+            self._status = RefundStatus.AWAITING_SETTLEMENT
+            workflow.upsert_search_attributes([sa.REFUND_STATUS.value_set(self._status.value)])
+            try:
+                outcome = await await_settlement(request, outcome, self._note_poll_failure)
+            except LedgerNotPosted as unposted:
+                # Money moved; the books could not record it. Never void: finance posts it.
+                self._amount_refunded = unposted.outcome.amount
+                return await self._finish(
+                    RefundStatus.FAILED,
+                    f"refunded at the provider ({unposted.outcome.psp_refund_id}) but the "
+                    f"ledger post failed, reservation kept for finance: {unposted}",
+                )
         if outcome.status is PspRefundStatus.PENDING:
             # Money may still move: the reservation stays for finance to settle by hand.
             return await self._finish(
@@ -146,44 +231,30 @@ class RefundWorkflow:
         self._amount_refunded = outcome.amount
         return await self._finish(RefundStatus.SUCCEEDED, None)
 
-    async def _await_settlement(self, request: RefundRequest, pending: PspRefund) -> PspRefund:
-        """Poll the provider on a durable timer until the refund settles either way."""
-        self._status = RefundStatus.AWAITING_SETTLEMENT
-        workflow.upsert_search_attributes([sa.REFUND_STATUS.value_set(self._status.value)])
-        deadline = workflow.now() + SETTLEMENT_GIVE_UP_AFTER
-        outcome, wait = pending, SETTLEMENT_FIRST_POLL
-        while outcome.status is PspRefundStatus.PENDING and workflow.now() < deadline:
-            await workflow.sleep(wait)
-            wait = min(wait * 2, SETTLEMENT_POLL_AT_MOST)
-            outcome = await self._remote(
-                "fetch_refund",
-                FetchRefund(psp=request.psp, psp_refund_id=pending.psp_refund_id),
-                PspRefund,
-            )
-        if outcome.status is PspRefundStatus.SUCCEEDED:
-            await self._local(
-                "post_refund",
-                SettleRefund(request_id=request.request_id, amount=outcome.amount),
-                type(None),
-            )
-        return outcome
+    def _note_poll_failure(self, why: str) -> None:
+        self._last_error = f"settlement poll failed, will poll again: {why}"
 
     async def _release(self, status: RefundStatus, reason: str) -> RefundResult:
         """Void the ledger reservation, then end: no money moved."""
-        assert self._request is not None
-        await self._local(
+        await local_step(
             "void_reservation", SettleRefund(request_id=self._request.request_id), type(None)
         )
         return await self._finish(status, reason)
 
     async def _finish(self, status: RefundStatus, reason: str | None) -> RefundResult:
-        assert self._request is not None
         self._status = status
         if reason:
             self._last_error = reason
+        if status is not RefundStatus.SUCCEEDED:
+            await self._record_outcome()
         updates: list[SearchAttributeUpdate[Any]] = [sa.REFUND_STATUS.value_set(status.value)]
+        if not self._invalid:  # set here too: a client may start without search attributes
+            updates.append(sa.PSP.value_set(self._request.psp.value))
+            updates.append(sa.CUSTOMER_ID.value_set(self._request.customer_id))
         if self._amount is not None:
             updates.append(sa.REFUND_AMOUNT.value_set(self._amount))
+        if self._risk.score is not None:
+            updates.append(sa.RISK_SCORE.value_set(self._risk.score))
         workflow.upsert_search_attributes(updates)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return RefundResult(
@@ -193,52 +264,36 @@ class RefundWorkflow:
             currency=self._request.currency,
             psp_refund_id=self._psp_refund_id,
             reason=reason,
+            risk=self._risk,
         )
 
-    async def _local(self, name: str, arg: Any, result_type: type[T]) -> T:
-        """A step against our own database or a provider read: local, so it costs no action."""
+    async def _record_outcome(self) -> None:
+        """Keep a refusal for later risk scoring (successes are in the ledger already)."""
+        outcome = RecordOutcome(
+            request_id=self._request.request_id,
+            customer_id=self._request.customer_id,
+            payment_key=self._payment.payment_key if self._payment else None,
+            amount=self._amount,
+            currency=self._request.currency,
+            status=self._status,
+        )
         try:
-            result: T = await workflow.execute_local_activity(
-                name,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(minutes=10),
-                retry_policy=LOCAL_RETRY,
-            )
-        except (ActivityError, ApplicationError) as error:
-            raise _step_failure(error) from error
-        return result
-
-    async def _remote(self, name: str, arg: Any, result_type: type[T]) -> T:
-        """A provider call that moves money: a regular activity, retried by the server."""
-        try:
-            result: T = await workflow.execute_activity(
-                name,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=PROVIDER_RETRY,
-            )
-        except ActivityError as error:
-            raise _step_failure(error) from error
-        return result
-
-    @workflow.signal
-    def cancel(self, request: CancelRequest) -> None:
-        """Honoured until the provider is asked; after that the money is already on its way."""
-        if self._status in (RefundStatus.RECEIVED, RefundStatus.VALIDATING):
-            self._cancel_requested_by = request.requested_by
+            await local_step("record_outcome", outcome, type(None))
+        except StepFailed as failed:  # history for scoring; the refund's outcome stands
+            workflow.logger.warning("could not record the outcome: %s", failed)
 
     @workflow.query
     def status(self) -> RefundView:
-        request = self._request
+        review = self._review.view()
+        review.escalates_at, review.deadline = self._escalates_at, self._deadline
         return RefundView(
-            request_id=request.request_id if request else workflow.info().workflow_id,
+            request_id=self._request.request_id,
             status=self._status,
             amount=self._amount,
             amount_refunded=self._amount_refunded,
-            currency=request.currency if request else "",
+            currency=self._request.currency,
+            risk=self._risk,
+            review=review,
             psp_refund_id=self._psp_refund_id,
             last_error=self._last_error,
         )

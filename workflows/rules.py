@@ -6,18 +6,39 @@ workflow's history (the activity result it was taken on is recorded there).
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import ValidationError
+
 from workflows.currencies import format_amount, is_known_currency
-from workflows.models import PaymentSnapshot, PaymentState, RefundPlan, RefundRequest
+from workflows.models import (
+    PaymentSnapshot,
+    PaymentState,
+    Psp,
+    RefundPlan,
+    RefundReason,
+    RefundRequest,
+)
 
 
 class Refusal(Exception):
     """A request that cannot be honoured; the refund ends REJECTED with this message."""
 
 
-def request_problem(request: RefundRequest) -> str | None:
+MAX_AMOUNT = 10**15  # minor units; more than any payment, and safe for every store it meets
+
+
+def request_problem(request: RefundRequest, workflow_id: str) -> str | None:
     """What is wrong with the request on its face, before any provider is asked."""
+    if workflow_id != f"refund-{request.request_id}":
+        return (
+            f"workflow id {workflow_id!r} must be 'refund-{request.request_id}': the request id "
+            "is the refund's idempotency key"
+        )
     if request.amount is not None and request.amount <= 0:
         return f"amount must be a positive integer in minor units, got {request.amount}"
+    if request.amount is not None and request.amount > MAX_AMOUNT:
+        return f"amount {request.amount} is larger than any payment"
     if not is_known_currency(request.currency):
         return f"unknown currency {request.currency!r}: expected an ISO 4217 code such as USD"
     return None
@@ -69,3 +90,33 @@ def _plan_void(request: RefundRequest, payment: PaymentSnapshot) -> RefundPlan:
 def idempotency_key(request_id: str, operation: str) -> str:
     """The provider key for one operation of one refund: stable across every retry."""
     return f"refund-{request_id}-{operation}"
+
+
+def undecodable_request(data: dict[str, Any], workflow_id: str) -> RefundRequest:
+    """A stand-in for a start input that is not a valid RefundRequest, so the refund can end
+    REJECTED with its problem and still answer queries with what it was given."""
+
+    def text(name: str, default: str = "") -> str:
+        value = data.get(name)
+        return value if isinstance(value, str) else default
+
+    return RefundRequest.model_construct(
+        request_id=text("request_id", workflow_id.removeprefix("refund-")),
+        psp=Psp.STRIPE,
+        payment_id=text("payment_id"),
+        amount=None,
+        currency=text("currency").upper(),
+        reason=RefundReason.OTHER,
+        customer_id=text("customer_id"),
+        requested_by=text("requested_by"),
+        order_id=None,
+        metadata={},
+    )
+
+
+def describe_invalid(error: ValidationError) -> str:
+    parts = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "input"
+        parts.append(f"{where}: {problem['msg']}")
+    return "invalid refund request: " + "; ".join(parts)

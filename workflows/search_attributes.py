@@ -8,5 +8,7 @@ REFUND_STATUS = SearchAttributeKey.for_keyword("RefundStatus")
 REFUND_AMOUNT = SearchAttributeKey.for_int("RefundAmount")
 PSP = SearchAttributeKey.for_keyword("Psp")
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+RISK_SCORE = SearchAttributeKey.for_int("RiskScore")
+REVIEW_DEADLINE = SearchAttributeKey.for_datetime("ReviewDeadline")
 
-ALL_KEYS = (REFUND_STATUS, REFUND_AMOUNT, PSP, CUSTOMER_ID)
+ALL_KEYS = (REFUND_STATUS, REFUND_AMOUNT, PSP, CUSTOMER_ID, RISK_SCORE, REVIEW_DEADLINE)

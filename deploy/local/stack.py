@@ -31,11 +31,19 @@ class StackPorts:
 
     @classmethod
     def from_env(cls) -> StackPorts:
-        ui = os.environ.get("REFUNDS_TEMPORAL_UI_PORT", "8233")
+        ui = _port("REFUNDS_TEMPORAL_UI_PORT", 8233)
         return cls(
-            temporal_ui=int(ui) if ui not in ("", "0") else None,
-            stripe_sandbox=int(os.environ.get("REFUNDS_STRIPE_SANDBOX_PORT", "12111")),
+            temporal_ui=ui or None, stripe_sandbox=_port("REFUNDS_STRIPE_SANDBOX_PORT", 12111)
         )
+
+
+def _port(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) > 65535:
+        raise ValueError(f"{name} must be a port number (0-65535), got {text!r}")
+    return int(text)
 
 
 @dataclass(frozen=True)

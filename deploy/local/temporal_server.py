@@ -28,6 +28,8 @@ SEARCH_ATTRIBUTES = {
     "RefundAmount": "Int",
     "Psp": "Keyword",
     "CustomerId": "Keyword",
+    "RiskScore": "Int",
+    "ReviewDeadline": "Datetime",
 }
 
 
@@ -35,7 +37,8 @@ class TemporalServerError(Exception):
     pass
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when its parent dies (PR_SET_PDEATHSIG)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -59,6 +62,15 @@ def temporal_cli() -> str:
     return path
 
 
+async def _listening(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
 class TemporalDevServer:
     def __init__(self, address: str, ui_port: int | None, db_file: Path) -> None:
         self.address = address
@@ -73,6 +85,11 @@ class TemporalDevServer:
 
     async def start(self) -> None:
         host, port = self.address.rsplit(":", 1)
+        if await _listening(host, int(port)):
+            raise TemporalServerError(
+                f"{self.address} (TEMPORAL_ADDRESS) is already in use, perhaps by another "
+                "`refunds dev`: stop it, or choose another address"
+            )
         args = [
             "server",
             "start-dev",
@@ -92,7 +109,7 @@ class TemporalDevServer:
             args += ["--dynamic-config-value", f"{key}={value}"]
         log = (self.db_file.parent / "temporal.log").open("ab")
         self._process = await asyncio.create_subprocess_exec(
-            temporal_cli(), *args, stdout=log, stderr=log, preexec_fn=_die_with_parent
+            temporal_cli(), *args, stdout=log, stderr=log, preexec_fn=die_with_parent
         )
         log.close()
         await self._wait_until_ready()

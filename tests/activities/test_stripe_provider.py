@@ -106,3 +106,39 @@ async def test_a_bad_key_is_an_auth_failure_that_is_not_retried(stripe_base: str
     with pytest.raises(ProviderAuthFailed) as failed:
         await StripeProvider("sk_live_wrong", stripe_base).fetch_payment("pi_anything")
     assert not failed.value.retryable
+
+
+async def test_a_refund_already_made_is_found_by_its_request_id(stripe_base: str) -> None:
+    shop = shop_client(stripe_base, SANDBOX_KEY)
+    payment = await create_payment(shop, amount=3000, currency="usd", customer="cus_3")
+    provider = StripeProvider(SANDBOX_KEY, stripe_base)
+    snapshot = await provider.fetch_payment(payment)
+    plan = RefundPlan(operation="refund", amount=900, currency="USD")
+    assert await provider.find_refund(snapshot, "r9") is None
+    made = await provider.refund(snapshot, plan, RefundReason.OTHER, "refund-r9-refund", "r9")
+    assert await provider.find_refund(snapshot, "r9") == made
+    assert await provider.find_refund(snapshot, "someone-else") is None
+
+
+async def test_voiding_twice_with_a_forgotten_key_still_reports_the_hold_released(
+    stripe_base: str,
+) -> None:
+    shop = shop_client(stripe_base, SANDBOX_KEY)
+    payment = await create_payment(
+        shop, amount=800, currency="usd", customer="cus_3", capture=False
+    )
+    provider = StripeProvider(SANDBOX_KEY, stripe_base)
+    snapshot = await provider.fetch_payment(payment)
+    first = await provider.void(snapshot, "refund-v1-void")
+    again = await provider.void(snapshot, "refund-v1-void-after-24h")
+    assert first.status is again.status is PspRefundStatus.SUCCEEDED
+
+
+async def test_a_charge_and_its_payment_intent_share_one_ledger_key(stripe_base: str) -> None:
+    shop = shop_client(stripe_base, SANDBOX_KEY)
+    payment = await create_payment(shop, amount=1500, currency="usd", customer="cus_3")
+    provider = StripeProvider(SANDBOX_KEY, stripe_base)
+    charge_id = str((await shop.v1.payment_intents.retrieve_async(payment)).latest_charge)
+    by_charge = await provider.fetch_payment(charge_id)
+    assert by_charge.payment_key == (await provider.fetch_payment(payment)).payment_key
+    assert by_charge.payment_key == f"stripe:{payment}"

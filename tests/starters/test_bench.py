@@ -47,16 +47,16 @@ async def refund_history(
         return list((await handle.fetch_history()).events)
 
 
-async def test_an_auto_approved_refund_costs_four_actions_in_fourteen_events(
+async def test_an_auto_approved_refund_costs_four_actions_in_fifteen_events(
     time_skipping_env: WorkflowEnvironment, ledger_db: asyncpg.Pool, stripe_base: str
 ) -> None:
     history = await refund_history(time_skipping_env, ledger_db, stripe_base)
 
-    # start + the two local activities (one workflow task: one action) + the provider
-    # activity + the final search-attribute upsert.
+    # start + the three local activities (fetch, reserve, score: one workflow task, one
+    # action) + the provider activity + the final search-attribute upsert.
     assert billable_actions(history) == 4
-    assert kinds(history).count("MARKER_RECORDED") == 2
-    assert len(history) == 14, kinds(history)
+    assert kinds(history).count("MARKER_RECORDED") == 3
+    assert len(history) == 15, kinds(history)
 
 
 async def test_the_rules_of_counting_on_a_recorded_history(
@@ -92,8 +92,8 @@ async def test_the_rules_of_counting_on_a_recorded_history(
     assert billable_actions([*history, signal, timer]) == 6
 
     figures = summarise([history, [*history, later]])
-    assert (figures.events, figures.actions) == (14.5, 4.5)
-    assert (figures.events_range, figures.actions_range) == ((14, 15), (4, 5))
+    assert (figures.events, figures.actions) == (15.5, 4.5)
+    assert (figures.events_range, figures.actions_range) == ((15, 16), (4, 5))
 
 
 async def test_the_ceiling_workflow_is_one_activity_and_two_actions(
@@ -154,7 +154,7 @@ def test_bench_measures_refunds_against_the_ceiling_on_the_embedded_stack(
         assert figures["cpu_s_per_refund"] > 0
         assert figures["peak_rss_mb"] > 10
     assert report["actions_per_refund"] == 4
-    assert report["events_per_refund"] == 14
+    assert report["events_per_refund"] == 15
     ceiling = report["ceiling"]
     assert (ceiling["actions_per_refund"], ceiling["events_per_refund"]) == (2, 11)
     assert report["ratio"] > 0

@@ -86,5 +86,34 @@ async def test_ledger_verify_fails_on_a_planted_imbalance(
         )
     broken = refunds("ledger", "verify", "--json", env=env)
     assert broken.returncode == 1
+    assert "Traceback" not in broken.stderr
     assert '"verified": false' in broken.stdout
     assert "planted-1" in broken.stdout
+
+
+def test_worker_without_a_payment_provider_says_which_key_to_set() -> None:
+    answer = refunds("worker", env={"REFUNDS_DATABASE_URL": "postgresql://localhost/x"})
+    assert answer.returncode == 1
+    assert "STRIPE_API_KEY" in answer.stderr
+    assert "Traceback" not in answer.stderr
+
+
+def test_ledger_verify_refuses_a_database_without_a_ledger_and_changes_nothing(
+    database_url: str,
+) -> None:
+    answer = refunds("ledger", "verify", env={"REFUNDS_DATABASE_URL": database_url})
+    assert answer.returncode == 1
+    assert "no ledger in it" in answer.stderr
+    assert "Traceback" not in answer.stderr
+
+
+def test_a_bad_port_setting_is_one_line_naming_it(tmp_path: Path) -> None:
+    answer = refunds(
+        "demo",
+        "--count",
+        "1",
+        env={"REFUNDS_STATE_DIR": str(tmp_path), "REFUNDS_STRIPE_SANDBOX_PORT": "abc"},
+    )
+    assert answer.returncode == 1
+    assert "REFUNDS_STRIPE_SANDBOX_PORT must be a port number" in answer.stderr
+    assert "Traceback" not in answer.stderr

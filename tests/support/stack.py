@@ -9,10 +9,9 @@ from contextlib import asynccontextmanager
 import asyncpg
 from temporalio.client import Client
 
-from activities.ledger import Ledger
-from activities.refund_activities import RefundActivities
+from activities.risk import RiskPolicy
 from activities.stripe_provider import StripeProvider
-from workers.worker import refund_worker
+from workers.worker import refund_worker, worker_activities
 from workflows.models import Psp
 
 SANDBOX_KEY = "sk_test_sandbox"
@@ -20,12 +19,12 @@ SANDBOX_KEY = "sk_test_sandbox"
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, pool: asyncpg.Pool, stripe_base: str
+    client: Client, pool: asyncpg.Pool, stripe_base: str, policy: RiskPolicy | None = None
 ) -> AsyncIterator[str]:
     """Run a refund worker on a fresh task queue; yields the task queue."""
     task_queue = f"refunds-test-{uuid.uuid4().hex[:8]}"
-    activities = RefundActivities(
-        {Psp.STRIPE: StripeProvider(SANDBOX_KEY, stripe_base)}, Ledger(pool)
+    activities = worker_activities(
+        {Psp.STRIPE: StripeProvider(SANDBOX_KEY, stripe_base)}, pool, policy or RiskPolicy()
     )
     async with refund_worker(client, task_queue, activities):
         yield task_queue

@@ -76,10 +76,13 @@ def test_payments_that_cannot_be_refunded_say_why(changes: dict[str, object], wo
 
 
 def test_request_problems_before_any_provider_is_asked() -> None:
-    assert request_problem(request(amount=0)) is not None
-    assert request_problem(request(amount=-1)) is not None
-    assert "XXX" in (request_problem(request(currency="xxx")) or "")
-    assert request_problem(request(amount=1)) is None
+    wid = "refund-rma-1"
+    assert request_problem(request(amount=0), wid) is not None
+    assert request_problem(request(amount=-1), wid) is not None
+    assert "larger than any payment" in (request_problem(request(amount=2**63), wid) or "")
+    assert "XXX" in (request_problem(request(currency="xxx"), wid) or "")
+    assert request_problem(request(amount=1), wid) is None
+    assert "must be 'refund-rma-1'" in (request_problem(request(amount=1), "refund-x") or "")
 
 
 def test_amounts_format_by_the_currency_minor_unit() -> None:

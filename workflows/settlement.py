@@ -1,0 +1,57 @@
+"""Waiting for a provider that answered "pending": polling on durable timers, then posting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.models import (
+        FetchRefund,
+        PspRefund,
+        PspRefundStatus,
+        RefundRequest,
+        SettleRefund,
+    )
+    from workflows.steps import StepFailed, local_step, provider_step
+
+# Polling backs off from one minute to one hour: a week of waiting stays a few hundred events.
+SETTLEMENT_FIRST_POLL = timedelta(minutes=1)
+SETTLEMENT_POLL_AT_MOST = timedelta(hours=1)
+SETTLEMENT_GIVE_UP_AFTER = timedelta(days=7)
+
+
+class LedgerNotPosted(Exception):
+    """The provider settled the refund but the ledger post failed for good."""
+
+    def __init__(self, outcome: PspRefund, why: str) -> None:
+        super().__init__(why)
+        self.outcome = outcome
+
+
+async def await_settlement(
+    request: RefundRequest, pending: PspRefund, note_failure: Callable[[str], None]
+) -> PspRefund:
+    """Poll the provider on a durable timer until the refund settles either way."""
+    deadline = workflow.now() + SETTLEMENT_GIVE_UP_AFTER
+    outcome, wait = pending, SETTLEMENT_FIRST_POLL
+    while outcome.status is PspRefundStatus.PENDING and workflow.now() < deadline:
+        await workflow.sleep(wait)
+        wait = min(wait * 2, SETTLEMENT_POLL_AT_MOST)
+        try:
+            outcome = await provider_step(
+                "fetch_refund",
+                FetchRefund(psp=request.psp, psp_refund_id=pending.psp_refund_id),
+                PspRefund,
+            )
+        except StepFailed as failed:  # the money may be moving: keep asking, never give up
+            note_failure(str(failed))
+    if outcome.status is PspRefundStatus.SUCCEEDED:
+        settle = SettleRefund(request_id=request.request_id, amount=outcome.amount)
+        try:
+            await local_step("post_refund", settle, type(None))
+        except StepFailed as failed:
+            raise LedgerNotPosted(outcome, str(failed)) from failed
+    return outcome

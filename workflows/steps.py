@@ -1,0 +1,82 @@
+"""How the refund workflow runs its activities, and how their failures become outcomes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+T = TypeVar("T")
+
+# Error types (ApplicationError.type) that mean "the request was wrong": REJECTED, not FAILED.
+REFUSAL_TYPES = frozenset(
+    {
+        "RefundRefused",
+        "PaymentNotFound",
+        "PaymentNotRefundable",
+        "CurrencyMismatch",
+        "OverRefund",
+        "ProviderNotSupported",
+    }
+)
+
+LOCAL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+# The provider call retries until it gets an answer: giving up could leave money moved at the
+# provider with the reservation voided. The idempotency key makes every retry the same request.
+PROVIDER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
+)
+
+
+class StepFailed(Exception):
+    """An activity ended for good; ``refused`` when it was the request's fault."""
+
+    def __init__(self, message: str, refused: bool) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+def step_failure(error: ActivityError | ApplicationError) -> StepFailed:
+    # A regular activity's failure arrives as ActivityError wrapping the ApplicationError;
+    # a local activity's non-retryable failure arrives as the ApplicationError itself.
+    cause = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError):
+        return StepFailed(cause.message, refused=cause.type in REFUSAL_TYPES)
+    return StepFailed(str(cause or error), refused=False)
+
+
+async def local_step(name: str, arg: Any, result_type: type[T]) -> T:
+    """A step against our own database or a provider read: local, so it costs no action."""
+    try:
+        result: T = await workflow.execute_local_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(minutes=10),
+            retry_policy=LOCAL_RETRY,
+        )
+    except (ActivityError, ApplicationError) as error:
+        raise step_failure(error) from error
+    return result
+
+
+async def provider_step(name: str, arg: Any, result_type: type[T]) -> T:
+    """A provider call that moves money: a regular activity, retried by the server."""
+    try:
+        result: T = await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            # Above the SDK's own 80 s request timeout, so an attempt never overlaps the next.
+            start_to_close_timeout=timedelta(seconds=120),
+            retry_policy=PROVIDER_RETRY,
+        )
+    except ActivityError as error:
+        raise step_failure(error) from error
+    return result
