@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-import stripe
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from deploy.local.stack import LocalStack, read_running_stack
 from deploy.local.temporal_server import TemporalServerError
-from deploy.sandboxes.stripe_shop import create_payment, shop_client
+from deploy.sandboxes.stripe_shop import StripeShop, create_payment, shop_session
 from starters.bench_history import HistoryFigures, sample_histories
 from starters.bench_worker import worker_process
-from starters.cli_support import load_settings, run_async
+from starters.cli_support import load_settings, pointed_at, run_async
 from starters.client import start_refund
 from workers.client import connect
 from workers.settings import Settings
@@ -119,12 +118,12 @@ async def bench_stack(settings: Settings) -> AsyncIterator[Settings]:
     running = read_running_stack(settings.state_dir.resolve())
     if running is not None:
         click.echo(f"using the stack of refunds dev (pid {running.pid})", err=True)
-        yield running.apply(settings)
+        yield pointed_at(settings, running)
         return
     click.echo("starting the embedded stack (no worker: the bench starts its own)...", err=True)
     try:
         async with LocalStack(settings) as stack:
-            yield stack.apply(settings)
+            yield pointed_at(settings, stack)
     except TemporalServerError as exc:  # the port is taken, or the binary is missing
         raise click.ClickException(str(exc)) from exc
 
@@ -167,11 +166,9 @@ async def pay_for_refunds(
             "is configured (STRIPE_API_KEY without STRIPE_API_BASE)"
         )
     click.echo(f"paying for {count} orders in the Stripe sandbox...", err=True)
-    http = stripe.HTTPXClient()
-    shop = shop_client(settings.stripe_api_base, settings.stripe_api_key or "", http_client=http)
     gate = asyncio.Semaphore(concurrency)
 
-    async def pay(index: int) -> RefundRequest:
+    async def pay(shop: StripeShop, index: int) -> RefundRequest:
         currency = CURRENCIES[index % len(CURRENCIES)]
         paid = 1500 + (index * 173) % 20000  # 15.00 to 214.99; yen 1500 to 21499
         customer = f"cus_bench{index % 11}"
@@ -190,10 +187,8 @@ async def pay_for_refunds(
             requested_by="bench@shop.example",
         )
 
-    try:
-        return list(await asyncio.gather(*(pay(index) for index in range(count))))
-    finally:
-        await http.close_async()  # type: ignore[no-untyped-call]
+    async with shop_session(settings.stripe_api_base, settings.stripe_api_key or "") as shop:
+        return list(await asyncio.gather(*(pay(shop, index) for index in range(count))))
 
 
 async def measure(

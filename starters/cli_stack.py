@@ -14,7 +14,7 @@ from dataclasses import replace
 import click
 
 from deploy.local.stack import LocalStack, read_running_stack
-from starters.cli_support import load_settings, run_async
+from starters.cli_support import load_settings, pointed_at, run_async
 from starters.demo import demo_summary, new_run_id, prepare_refunds, run_refunds, summary_table
 from starters.processes import run_until_interrupted
 from workers.client import connect
@@ -28,11 +28,11 @@ async def stack_with_worker(settings: Settings) -> AsyncIterator[Settings]:
     running = read_running_stack(settings.state_dir.resolve())
     if running is not None:
         click.echo(f"using the stack of refunds dev (pid {running.pid})", err=True)
-        yield running.apply(settings)
+        yield pointed_at(settings, running)
         return
     click.echo("starting the embedded stack (Temporal, PostgreSQL, Stripe sandbox)...", err=True)
     async with LocalStack(settings) as stack:
-        ready = stack.apply(settings)
+        ready = pointed_at(settings, stack)
         stop = asyncio.Event()
         worker = asyncio.create_task(run_worker(ready, stop))
         try:
@@ -50,7 +50,7 @@ def dev(no_worker: bool) -> None:
 
     async def serve(stop: asyncio.Event) -> None:
         async with LocalStack(settings) as stack:
-            ready = stack.apply(settings)
+            ready = pointed_at(settings, stack)
             click.echo(f"Temporal      {stack.temporal_address}   UI {stack.temporal_ui or '-'}")
             click.echo(f"PostgreSQL    {stack.database_url}")
             click.echo(f"Stripe        {stack.stripe_api_base or 'api.stripe.com'}")

@@ -16,10 +16,11 @@ from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from activities.errors import RefundError
+from deploy.local.stack import RunningStack
 from deploy.local.temporal_server import TemporalServerError
 from deploy.sandboxes.stripe_shop import CheckoutFailed
 from workers.client import TemporalUnreachable
-from workers.settings import Settings, SettingsError
+from workers.settings import Settings, SettingsError, settings_for_stack
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,6 +31,13 @@ def load_settings() -> Settings:
         return Settings.from_env()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def pointed_at(settings: Settings, stack: RunningStack) -> Settings:
+    """The settings every client of a running local stack uses."""
+    return settings_for_stack(
+        settings, stack.temporal_address, stack.database_url, stack.stripe_api_base
+    )
 
 
 def describe_validation_error(exc: ValidationError) -> str:

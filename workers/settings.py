@@ -85,3 +85,21 @@ def _risk_policy(env: Mapping[str, str]) -> RiskPolicy:
         return RiskPolicy.from_env(env)
     except RiskPolicyError as exc:
         raise SettingsError(str(exc)) from exc
+
+
+SANDBOX_STRIPE_KEY = "sk_test_sandbox"
+
+
+def settings_for_stack(
+    settings: Settings, temporal_address: str, database_url: str, stripe_api_base: str | None
+) -> Settings:
+    """``settings`` pointed at a running local stack (the sandbox key when it serves Stripe)."""
+    stripe_key = settings.stripe_api_key
+    if stripe_api_base and not stripe_key:
+        stripe_key = SANDBOX_STRIPE_KEY
+    return settings.with_overrides(
+        temporal_address=temporal_address,
+        database_url=database_url,
+        stripe_api_base=stripe_api_base or settings.stripe_api_base,
+        stripe_api_key=stripe_key,
+    )

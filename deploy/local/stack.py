@@ -15,13 +15,11 @@ from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from deploy.local.temporal_server import TemporalDevServer
 from deploy.sandboxes.faults import SandboxFaults
 from deploy.sandboxes.stripe_sandbox import StripeSandbox
-from workers.settings import Settings
-
-SANDBOX_STRIPE_KEY = "sk_test_sandbox"
 
 
 @dataclass(frozen=True)
@@ -48,24 +46,13 @@ def _port(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class RunningStack:
-    """Where the parts of a running stack answer; ``settings`` points every client at them."""
+    """Where the parts of a running stack answer."""
 
     temporal_address: str
     temporal_ui: str | None
     database_url: str
     stripe_api_base: str | None
     pid: int
-
-    def apply(self, settings: Settings) -> Settings:
-        stripe_key = settings.stripe_api_key
-        if self.stripe_api_base and not stripe_key:
-            stripe_key = SANDBOX_STRIPE_KEY
-        return settings.with_overrides(
-            temporal_address=self.temporal_address,
-            database_url=self.database_url,
-            stripe_api_base=self.stripe_api_base or settings.stripe_api_base,
-            stripe_api_key=stripe_key,
-        )
 
 
 def read_running_stack(state_dir: Path) -> RunningStack | None:
@@ -103,8 +90,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class StackSettings(Protocol):
+    """What the stack reads of the service's settings (``workers.settings.Settings``)."""
+
+    @property
+    def temporal_address(self) -> str: ...
+    @property
+    def database_url(self) -> str | None: ...
+    @property
+    def stripe_api_base(self) -> str | None: ...
+    @property
+    def stripe_api_key(self) -> str | None: ...
+    @property
+    def state_dir(self) -> Path: ...
+
+
 class LocalStack:
-    def __init__(self, settings: Settings, ports: StackPorts | None = None) -> None:
+    def __init__(self, settings: StackSettings, ports: StackPorts | None = None) -> None:
         self.settings = settings
         self.ports = ports or StackPorts.from_env()
         self.state_dir = settings.state_dir.resolve()

@@ -9,12 +9,14 @@ here, it could do at Stripe.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
 import stripe
 from stripe.params import PaymentIntentCaptureParams, PaymentIntentCreateParams
 
 SANDBOX_API_KEY = "sk_test_sandbox"
+StripeShop = stripe.StripeClient  # what callers outside the adapter hold, without the SDK
 
 
 def shop_client(
@@ -81,6 +83,18 @@ async def capture_payment(
     return charge if isinstance(charge, str) else charge.id
 
 
+@asynccontextmanager
+async def shop_session(
+    base_url: str, api_key: str = SANDBOX_API_KEY
+) -> AsyncIterator[stripe.StripeClient]:
+    """A shop client whose connection pool is closed on the way out."""
+    http = stripe.HTTPXClient()
+    try:
+        yield shop_client(base_url, api_key, http_client=http)
+    finally:
+        await http.close_async()  # type: ignore[no-untyped-call]
+
+
 class CheckoutFailed(Exception):
     """The shop could not take a payment (declined, or Stripe kept failing)."""
 
@@ -102,7 +116,22 @@ async def checkout(
 ) -> str:
     """Pay for one order as a careful shop does: transient failures are retried with the same
     idempotency key, so a retry after a lost answer never charges the customer twice."""
-    client = shop_client(base_url, api_key)
+    async with shop_session(base_url, api_key) as client:
+        return await _checkout(
+            client, order_ref, amount, currency, customer, capture, payment_method, attempts
+        )
+
+
+async def _checkout(
+    client: stripe.StripeClient,
+    order_ref: str,
+    amount: int,
+    currency: str,
+    customer: str,
+    capture: bool,
+    payment_method: str,
+    attempts: int,
+) -> str:
     for attempt in range(1, attempts + 1):
         try:
             return await create_payment(
