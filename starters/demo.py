@@ -13,7 +13,7 @@ from typing import Any
 from temporalio.client import Client
 
 from activities.ledger import Ledger
-from deploy.sandboxes.stripe_shop import checkout
+from deploy.sandboxes.stripe_shop import CheckoutFailed, checkout
 from starters.client import RefundHandle, start_refund
 from starters.demo_reviews import review_as_demo
 from workers.settings import Settings
@@ -89,6 +89,11 @@ async def _payment_for(
 
 async def prepare_refunds(settings: Settings, count: int, run_id: str) -> list[DemoRefund]:
     """Pay for each refund first, at the provider, the way a shop's checkout would."""
+    if not settings.stripe_api_base:
+        raise CheckoutFailed(
+            "refunds demo pays for its orders in the Stripe sandbox, but a real Stripe key is "
+            "configured (STRIPE_API_KEY without STRIPE_API_BASE): unset STRIPE_API_KEY"
+        )
     refunds = []
     for index in range(count):
         scenario = SCENARIOS[index % len(SCENARIOS)]

@@ -9,6 +9,7 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger import Ledger
+from deploy.sandboxes.stripe_sandbox import StripeSandbox
 from deploy.sandboxes.stripe_shop import create_payment, shop_client
 from starters.client import RefundHandle, start_refund
 from tests.support.stack import SANDBOX_KEY, running_worker
@@ -58,3 +59,38 @@ async def test_pending_refund_is_posted_once_the_provider_settles_it(
     position = await ledger.payment_position(f"stripe:{payment}")
     assert position is not None and (position.reserved, position.refunded) == (0, 4000)
     assert await ledger.verify() == []
+
+
+async def test_a_failing_settlement_poll_is_noted_and_polling_goes_on(
+    time_skipping_env: WorkflowEnvironment,
+    ledger_db: asyncpg.Pool,
+    stripe_sandbox: StripeSandbox,
+    stripe_base: str,
+) -> None:
+    shop = shop_client(stripe_base, SANDBOX_KEY)
+    payment = await create_payment(
+        shop,
+        amount=5200,
+        currency="usd",
+        customer="cus_9",
+        payment_method="pm_card_pendingRefund",
+    )
+    client = time_skipping_env.client
+    async with running_worker(client, ledger_db, stripe_base) as queue:
+        handle = await start_refund(client, refund_request(payment), queue)
+        psp_refund_id = await wait_for_status(handle, RefundStatus.AWAITING_SETTLEMENT)
+        # The next poll is refused for good (a revoked key, say): noted, then polled again.
+        stripe_sandbox.faults.script(
+            f"/v1/refunds/{psp_refund_id}", "GET", fail_times=1, status=401
+        )
+        async with httpx.AsyncClient(base_url=stripe_base) as sandbox:
+            await sandbox.post(
+                f"/_sandbox/refunds/{psp_refund_id}/settle", json={"status": "succeeded"}
+            )
+        result = await handle.result()
+        view = await handle.query(RefundWorkflow.status)
+
+    assert (result.status, result.amount_refunded) == (RefundStatus.SUCCEEDED, 5200)
+    assert view.last_error and "settlement poll failed, will poll again" in view.last_error
+    position = await Ledger(ledger_db).payment_position(f"stripe:{payment}")
+    assert position is not None and (position.reserved, position.refunded) == (0, 5200)
