@@ -1,4 +1,4 @@
-"""Notices the refund workflow sends about itself; the outbound signed events build on this."""
+"""Notices the refund workflow sends about itself: a log line, and a signed event."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.errors import RefundError, to_application_error
+from activities.events import EventPublisher
 from workflows.currencies import format_amount
 from workflows.review_models import EscalateReview
 
@@ -15,6 +17,9 @@ log = logging.getLogger("refunds.notifications")
 
 
 class ReviewNotifications:
+    def __init__(self, publisher: EventPublisher | None = None) -> None:
+        self._publisher = publisher or EventPublisher((), None)
+
     @activity.defn(name="escalate_review")
     async def escalate_review(self, notice: EscalateReview) -> None:
         """A refund has waited past its escalation time: say so where someone will see it."""
@@ -26,6 +31,13 @@ class ReviewNotifications:
             notice.customer_id,
             notice.waiting_s / 3600,
         )
+        data = notice.model_dump(mode="json") | {"escalated": True}
+        try:
+            await self._publisher.publish(
+                f"evt_{notice.request_id}_review_escalated", "review.required", data
+            )
+        except RefundError as error:
+            raise to_application_error(error) from error
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.escalate_review]

@@ -30,6 +30,8 @@ class Settings:
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     risk_policy: RiskPolicy = field(default_factory=RiskPolicy)
     risk_model: Path | None = None
+    event_subscribers: tuple[str, ...] = ()
+    events_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -50,6 +52,12 @@ class Settings:
             stripe_webhook_secret=text("STRIPE_WEBHOOK_SECRET"),
             risk_policy=_risk_policy(env),
             risk_model=Path(model) if (model := text("REFUNDS_RISK_MODEL")) else None,
+            event_subscribers=tuple(
+                url.strip()
+                for url in (text("REFUNDS_EVENT_SUBSCRIBERS") or "").split(",")
+                if url.strip()
+            ),
+            events_secret=text("REFUNDS_EVENTS_SECRET"),
         )
         settings.check()
         return settings
@@ -64,6 +72,14 @@ class Settings:
         if self.stripe_api_base and not self.stripe_api_base.startswith(("http://", "https://")):
             raise SettingsError(
                 f"STRIPE_API_BASE must be an http(s) URL, got {self.stripe_api_base!r}"
+            )
+        for url in self.event_subscribers:
+            if not url.startswith(("http://", "https://")):
+                raise SettingsError(f"REFUNDS_EVENT_SUBSCRIBERS: {url!r} is not an http(s) URL")
+        if self.event_subscribers and not self.events_secret:
+            raise SettingsError(
+                "REFUNDS_EVENTS_SECRET must be set when REFUNDS_EVENT_SUBSCRIBERS is: "
+                "every event is signed"
             )
         if self.stripe_api_key and not self.stripe_api_key.startswith(("sk_", "rk_")):
             raise SettingsError("STRIPE_API_KEY must be a Stripe secret key (sk_... or rk_...)")

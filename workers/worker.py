@@ -13,6 +13,7 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.events import EventPublisher
 from activities.ledger import Ledger
 from activities.notifications import ReviewNotifications
 from activities.providers import PaymentProvider
@@ -44,12 +45,13 @@ def worker_activities(
     pool: asyncpg.Pool,
     policy: RiskPolicy,
     model: RiskModel | None = None,
+    publisher: EventPublisher | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity the refund workflow calls, over one ledger pool."""
     return [
         *RefundActivities(providers, Ledger(pool)).all(),
         *RiskActivities(pool, policy, model).all(),
-        *ReviewNotifications().all(),
+        *ReviewNotifications(publisher).all(),
     ]
 
 
@@ -99,7 +101,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     client = await connect(settings)
     async with ledger_pool(settings.require_database_url()) as pool:
         model = RiskModel.load(settings.risk_model) if settings.risk_model else None
-        activities = worker_activities(build_providers(settings), pool, settings.risk_policy, model)
+        publisher = EventPublisher(settings.event_subscribers, settings.events_secret)
+        activities = worker_activities(
+            build_providers(settings), pool, settings.risk_policy, model, publisher
+        )
         worker = refund_worker(client, settings.task_queue, activities)
         async with worker:
             await (stop or asyncio.Event()).wait()

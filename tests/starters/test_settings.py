@@ -21,6 +21,9 @@ def test_defaults_match_the_documented_ports_and_queue() -> None:
         ({"REFUNDS_DATABASE_URL": "mysql://x"}, "REFUNDS_DATABASE_URL"),
         ({"STRIPE_API_BASE": "localhost:12111"}, "STRIPE_API_BASE"),
         ({"STRIPE_API_KEY": "pk_test_public"}, "STRIPE_API_KEY"),
+        ({"REFUNDS_EVENT_SUBSCRIBERS": "ftp://x"}, "REFUNDS_EVENT_SUBSCRIBERS"),
+        ({"REFUNDS_EVENT_SUBSCRIBERS": "https://erp.example/hooks"}, "REFUNDS_EVENTS_SECRET"),
+        ({"REFUNDS_REVIEW_EXPIRE_AFTER": "soon"}, "REFUNDS_REVIEW_EXPIRE_AFTER"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], variable: str) -> None:

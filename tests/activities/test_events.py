@@ -1,0 +1,88 @@
+"""Escalation notices: a log line, and a signed event every subscriber can verify."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from activities.events import SIGNATURE_HEADER, EventPublisher
+from activities.notifications import ReviewNotifications
+from workflows.review_models import EscalateReview
+
+SECRET = "whsec_test_events"
+NOTICE = EscalateReview(
+    request_id="rma-77",
+    customer_id="cus_7",
+    amount=90_000,
+    currency="USD",
+    score=45,
+    waiting_s=14_400,
+)
+
+
+@pytest.fixture
+async def subscriber() -> AsyncIterator[tuple[str, list[web.Request], list[bytes]]]:
+    requests: list[web.Request] = []
+    bodies: list[bytes] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        requests.append(request)
+        bodies.append(await request.read())
+        return web.Response(status=200)
+
+    async def unavailable(_: web.Request) -> web.Response:
+        return web.Response(status=503)
+
+    app = web.Application()
+    app.router.add_post("/hooks", receive)
+    app.router.add_post("/down", unavailable)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", requests, bodies
+    finally:
+        await runner.cleanup()
+
+
+def verify(header: str, body: bytes) -> bool:
+    parts = dict(item.split("=", 1) for item in header.split(","))
+    expected = hmac.new(SECRET.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256)
+    return hmac.compare_digest(expected.hexdigest(), parts["v1"])
+
+
+async def test_escalation_sends_a_signed_review_required_event(
+    subscriber: tuple[str, list[web.Request], list[bytes]], caplog: pytest.LogCaptureFixture
+) -> None:
+    base, requests, bodies = subscriber
+    notices = ReviewNotifications(EventPublisher([f"{base}/hooks"], SECRET))
+    await notices.escalate_review(NOTICE)
+
+    assert len(requests) == 1
+    assert verify(requests[0].headers[SIGNATURE_HEADER], bodies[0])
+    event = json.loads(bodies[0])
+    assert (event["id"], event["type"]) == ("evt_rma-77_review_escalated", "review.required")
+    assert event["data"]["request_id"] == "rma-77" and event["data"]["escalated"] is True
+    assert "review overdue: refund rma-77 (900.00 USD, risk 45" in caplog.text
+
+
+async def test_a_subscriber_that_fails_makes_the_notice_retry(
+    subscriber: tuple[str, list[web.Request], list[bytes]],
+) -> None:
+    base, _, _ = subscriber
+    notices = ReviewNotifications(EventPublisher([f"{base}/down"], SECRET))
+    with pytest.raises(Exception, match="answered 503") as failed:
+        await notices.escalate_review(NOTICE)
+    assert getattr(failed.value, "non_retryable", True) is False
+
+
+def test_subscribers_without_a_secret_are_refused() -> None:
+    with pytest.raises(ValueError, match="REFUNDS_EVENTS_SECRET"):
+        EventPublisher(["http://127.0.0.1:1/hooks"], None)
