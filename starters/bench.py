@@ -16,8 +16,7 @@ import os
 import platform
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,12 @@ from typing import Any
 import click
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from deploy.local.stack import LocalStack, read_running_stack
-from deploy.local.temporal_server import TemporalServerError
 from deploy.sandboxes.stripe_shop import StripeShop, create_payment, shop_session
 from starters.bench_history import HistoryFigures, sample_histories
 from starters.bench_worker import worker_process
-from starters.cli_support import load_settings, pointed_at, run_async
+from starters.cli_support import load_settings, run_async
 from starters.client import start_refund
+from starters.stack_session import local_stack
 from workers.client import connect
 from workers.settings import Settings
 from workflows.ceiling import CeilingWorkflow
@@ -89,7 +87,7 @@ def run_bench(count: int, concurrency: int, as_json: bool) -> None:
 
 
 async def bench(count: int, concurrency: int) -> dict[str, Any]:
-    async with bench_stack(load_settings()) as settings:
+    async with local_stack(load_settings(), with_worker=False) as settings:
         client = await connect(settings)
         run_id = uuid.uuid4().hex[:8]
         log_dir = settings.state_dir.resolve() / "bench"
@@ -110,22 +108,6 @@ async def bench(count: int, concurrency: int) -> dict[str, Any]:
         "machine": machine(),
         "not_succeeded": ceiling.problems + refunds.problems,
     }
-
-
-@asynccontextmanager
-async def bench_stack(settings: Settings) -> AsyncIterator[Settings]:
-    """The stack of a running ``refunds dev``, or the embedded one without a worker."""
-    running = read_running_stack(settings.state_dir.resolve())
-    if running is not None:
-        click.echo(f"using the stack of refunds dev (pid {running.pid})", err=True)
-        yield pointed_at(settings, running)
-        return
-    click.echo("starting the embedded stack (no worker: the bench starts its own)...", err=True)
-    try:
-        async with LocalStack(settings) as stack:
-            yield pointed_at(settings, stack)
-    except TemporalServerError as exc:  # the port is taken, or the binary is missing
-        raise click.ClickException(str(exc)) from exc
 
 
 def ceiling_run(client: Client, run_id: str) -> Run:

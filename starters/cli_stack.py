@@ -7,39 +7,18 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import click
 
-from deploy.local.stack import LocalStack, read_running_stack
+from deploy.local.stack import LocalStack
 from starters.cli_support import load_settings, pointed_at, run_async
 from starters.demo import demo_summary, new_run_id, prepare_refunds, run_refunds, summary_table
 from starters.processes import run_until_interrupted
+from starters.stack_session import local_stack
 from workers.client import connect
 from workers.settings import Settings
 from workers.worker import run_worker
-
-
-@asynccontextmanager
-async def stack_with_worker(settings: Settings) -> AsyncIterator[Settings]:
-    """Use the stack a running ``refunds dev`` serves, or bring one up with its own worker."""
-    running = read_running_stack(settings.state_dir.resolve())
-    if running is not None:
-        click.echo(f"using the stack of refunds dev (pid {running.pid})", err=True)
-        yield pointed_at(settings, running)
-        return
-    click.echo("starting the embedded stack (Temporal, PostgreSQL, Stripe sandbox)...", err=True)
-    async with LocalStack(settings) as stack:
-        ready = pointed_at(settings, stack)
-        stop = asyncio.Event()
-        worker = asyncio.create_task(run_worker(ready, stop))
-        try:
-            yield ready
-        finally:
-            stop.set()
-            await worker
 
 
 @click.command()
@@ -90,7 +69,7 @@ async def demo(count: int, as_json: bool) -> None:
     if count < 1:
         raise click.BadParameter("must be at least 1", param_hint="--count")
     started = time.monotonic()
-    async with stack_with_worker(demo_settings(load_settings())) as settings:
+    async with local_stack(demo_settings(load_settings())) as settings:
         client = await connect(settings)
         refunds = await prepare_refunds(settings, count, new_run_id())
 
