@@ -104,3 +104,21 @@ async def test_a_block_score_rejects_outright(
     assert result.reason and result.reason.startswith("blocked by risk score")
     assert result.risk.decision == "block"
     assert await refunds_at_provider(stripe_base, payment) == []
+
+
+async def test_signals_from_any_client_cancel_in_review_and_are_refused_once_it_ended(
+    time_skipping_env: WorkflowEnvironment, ledger_db: asyncpg.Pool, stripe_base: str
+) -> None:
+    payment = await paid(stripe_base, HIGH)
+    client = time_skipping_env.client
+    async with running_worker(client, ledger_db, stripe_base) as queue:
+        handle = await start_refund(client, refund_request(payment), queue)
+        await reach(handle, RefundStatus.AWAITING_REVIEW)
+        await handle.signal(RefundWorkflow.cancel, CancelRequest(requested_by="crm"))
+        result = await handle.result()
+
+    assert (result.status, result.reason) == (
+        RefundStatus.CANCELED,
+        "canceled by crm during review",
+    )
+    assert await refunds_at_provider(stripe_base, payment) == []
