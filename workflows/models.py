@@ -233,3 +233,27 @@ class FetchRefund(BaseModel):
 class SettleRefund(BaseModel):
     request_id: str
     amount: int | None = None
+
+
+class ProviderRefundUpdate(BaseModel):
+    """Signal ``provider_update``: what a verified provider webhook said about our refund.
+
+    Sent by the webhook receiver; ``event_id`` is the provider's event id, so a webhook
+    delivered many times changes the refund once.
+    """
+
+    event_id: str
+    psp_refund_id: str
+    status: PspRefundStatus
+    amount: int
+    currency: str
+    failure_reason: str | None = None
+
+    def as_outcome(self) -> PspRefund:
+        return PspRefund(
+            psp_refund_id=self.psp_refund_id,
+            status=self.status,
+            amount=self.amount,
+            currency=self.currency,
+            failure_reason=self.failure_reason,
+        )

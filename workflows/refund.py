@@ -78,6 +78,8 @@ class RefundWorkflow(ReviewHandlers):
         self._escalates_at: datetime | None = None
         self._deadline: datetime | None = None
         self._payment: PaymentSnapshot | None = None
+        self._pushed: PspRefund | None = None
+        self._seen_events: set[str] = set()
 
     @workflow.run
     async def run(self, _input: RefundInput) -> RefundResult:
@@ -210,7 +212,9 @@ class RefundWorkflow(ReviewHandlers):
             self._status = RefundStatus.AWAITING_SETTLEMENT
             workflow.upsert_search_attributes([sa.REFUND_STATUS.value_set(self._status.value)])
             try:
-                outcome = await await_settlement(request, outcome, self._note_poll_failure)
+                outcome = await await_settlement(
+                    request, outcome, self._note_poll_failure, lambda: self._pushed
+                )
             except LedgerNotPosted as unposted:
                 # Money moved; the books could not record it. Never void: finance posts it.
                 self._amount_refunded = unposted.outcome.amount

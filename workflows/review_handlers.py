@@ -1,4 +1,4 @@
-"""Signals and validated updates through which reviewers and requesters steer a refund.
+"""Signals and validated updates through which reviewers, requesters and providers steer a refund.
 
 Signals (``approve``, ``reject``, ``cancel``) are the contract for any client and the Temporal
 UI: a signal that breaks a rule is recorded as refused and changes nothing. The same decisions
@@ -14,7 +14,14 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import CancelRequest, RefundStatus, RefundView
+    from workflows.models import (
+        CancelRequest,
+        ProviderRefundUpdate,
+        PspRefund,
+        PspRefundStatus,
+        RefundStatus,
+        RefundView,
+    )
     from workflows.review import ReviewBook
     from workflows.review_models import ApproveDecision, RejectDecision
 
@@ -27,6 +34,9 @@ class ReviewHandlers:
     _review: ReviewBook
     _status: RefundStatus
     _canceled_by: str | None
+    _psp_refund_id: str | None
+    _pushed: PspRefund | None
+    _seen_events: set[str]
 
     def status(self) -> RefundView:
         raise NotImplementedError
@@ -82,6 +92,17 @@ class ReviewHandlers:
     @cancel_refund.validator
     def _check_cancel(self, request: CancelRequest) -> None:
         _refuse_if(self._cancel_problem())
+
+    @workflow.signal(name="provider_update")
+    def provider_update(self, update: ProviderRefundUpdate) -> None:
+        """A verified webhook about our refund at the provider; repeats change nothing."""
+        if update.event_id in self._seen_events:
+            return
+        self._seen_events.add(update.event_id)
+        if update.status is PspRefundStatus.PENDING:
+            return
+        if self._psp_refund_id in (None, update.psp_refund_id) and self._pushed is None:
+            self._pushed = update.as_outcome()
 
     def _cancel_problem(self) -> str | None:
         if self._status in CANCELABLE:

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
         RefundRequest,
         SettleRefund,
     )
+    from workflows.review_handlers import wait_until
     from workflows.steps import StepFailed, local_step, provider_step
 
 # Polling backs off from one minute to one hour: a week of waiting stays a few hundred events.
@@ -32,13 +33,19 @@ class LedgerNotPosted(Exception):
 
 
 async def await_settlement(
-    request: RefundRequest, pending: PspRefund, note_failure: Callable[[str], None]
+    request: RefundRequest,
+    pending: PspRefund,
+    note_failure: Callable[[str], None],
+    pushed: Callable[[], PspRefund | None],
 ) -> PspRefund:
-    """Poll the provider on a durable timer until the refund settles either way."""
+    """Wait until the refund settles either way: told by the provider's webhook (``pushed``,
+    from the ``provider_update`` signal) or, failing that, by polling on durable timers."""
     deadline = workflow.now() + SETTLEMENT_GIVE_UP_AFTER
     outcome, wait = pending, SETTLEMENT_FIRST_POLL
     while outcome.status is PspRefundStatus.PENDING and workflow.now() < deadline:
-        await workflow.sleep(wait)
+        if await wait_until(lambda: pushed() is not None, workflow.now() + wait):
+            outcome = pushed() or outcome
+            break
         wait = min(wait * 2, SETTLEMENT_POLL_AT_MOST)
         try:
             outcome = await provider_step(

@@ -14,7 +14,7 @@ from deploy.sandboxes.stripe_shop import create_payment, shop_client
 from starters.client import RefundHandle, start_refund
 from tests.support.stack import SANDBOX_KEY, running_worker
 from tests.workflows.test_refund_paths import refund_request
-from workflows.models import RefundStatus
+from workflows.models import ProviderRefundUpdate, PspRefundStatus, RefundStatus
 from workflows.refund import RefundWorkflow
 
 
@@ -94,3 +94,36 @@ async def test_a_failing_settlement_poll_is_noted_and_polling_goes_on(
     assert view.last_error and "settlement poll failed, will poll again" in view.last_error
     position = await Ledger(ledger_db).payment_position(f"stripe:{payment}")
     assert position is not None and (position.reserved, position.refunded) == (0, 5200)
+
+
+async def test_a_webhook_update_settles_the_refund_once_however_often_it_arrives(
+    time_skipping_env: WorkflowEnvironment, ledger_db: asyncpg.Pool, stripe_base: str
+) -> None:
+    shop = shop_client(stripe_base, SANDBOX_KEY)
+    payment = await create_payment(
+        shop,
+        amount=3300,
+        currency="usd",
+        customer="cus_9",
+        payment_method="pm_card_pendingRefund",
+    )
+    client = time_skipping_env.client
+    async with running_worker(client, ledger_db, stripe_base) as queue:
+        handle = await start_refund(client, refund_request(payment), queue)
+        psp_refund_id = await wait_for_status(handle, RefundStatus.AWAITING_SETTLEMENT)
+        failed = ProviderRefundUpdate(
+            event_id="evt_fail",
+            psp_refund_id=psp_refund_id,
+            status=PspRefundStatus.FAILED,
+            amount=3300,
+            currency="USD",
+            failure_reason="lost_or_stolen_card",
+        )
+        for _ in range(3):  # one webhook, delivered three times
+            await handle.signal(RefundWorkflow.provider_update, failed)
+        result = await handle.result()
+
+    assert result.status is RefundStatus.FAILED
+    assert result.reason == "the provider failed the refund: lost_or_stolen_card"
+    position = await Ledger(ledger_db).payment_position(f"stripe:{payment}")
+    assert position is not None and (position.reserved, position.refunded) == (0, 0)
