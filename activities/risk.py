@@ -141,11 +141,11 @@ def decide(
     if features.amount > policy.review_above:
         limit = format_amount(policy.review_above, features.currency)
         grounds.append(f"amount {amount} is above the review amount {limit}")
-    decision = RiskDecision.REVIEW if grounds else RiskDecision.APPROVE
     approvals = 2 if features.amount > policy.dual_approval_above else 1
-    if approvals == 2 and decision is RiskDecision.REVIEW:
+    if approvals == 2:  # a dual-approval amount is always reviewed, whatever the review amount
         limit = format_amount(policy.dual_approval_above, features.currency)
         grounds.append(f"amount {amount} is above {limit}: two different reviewers must approve")
+    decision = RiskDecision.REVIEW if grounds else RiskDecision.APPROVE
     return decision, approvals, grounds
 
 

@@ -54,11 +54,14 @@ async def _final_status(client: Client, request_id: str) -> str | None:
 
 
 def _describe(view: RefundView) -> str:
-    approvals = ", ".join(a.reviewer for a in view.review.approvals) or "none"
-    text = f"{workflow_id(view.request_id)} {view.status.value}; approvals: {approvals}"
-    if view.review.approvals_required > len(view.review.approvals):
-        text += f" (needs {view.review.approvals_required})"
-    return text
+    """What the decision did (the update answers before the workflow acts on it)."""
+    review, name = view.review, workflow_id(view.request_id)
+    if review.rejected_by:
+        return f"{name}: rejected by {review.rejected_by}; ending as REJECTED"
+    approvals = ", ".join(a.reviewer for a in review.approvals) or "none"
+    if len(review.approvals) >= review.approvals_required > 0:
+        return f"{name}: approved by {approvals}; the refund goes ahead"
+    return f"{name}: approvals so far {approvals}, {review.approvals_required} needed"
 
 
 @click.command()

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecution
+from temporalio.service import RPCError
 
 from workflows import search_attributes as sa
 from workflows.currencies import format_amount
+from workflows.models import RefundView
 from workflows.refund import RefundWorkflow
 
 NEVER = datetime.max.replace(tzinfo=UTC)
@@ -62,16 +64,18 @@ async def review_queue(client: Client, sort: str = "deadline") -> list[QueueEntr
 async def _entry(client: Client, execution: WorkflowExecution) -> QueueEntry:
     found = execution.typed_search_attributes
     request_id = execution.id.removeprefix("refund-")
-    view = await client.get_workflow_handle_for(RefundWorkflow.run, execution.id).query(
-        RefundWorkflow.status
-    )
+    handle = client.get_workflow_handle_for(RefundWorkflow.run, execution.id)
+    try:  # reasons need a worker to answer; the rest of the row is visibility's
+        view: RefundView | None = await handle.query(RefundWorkflow.status)
+    except RPCError:
+        view = None
     return QueueEntry(
         request_id=request_id,
-        amount=found.get(sa.REFUND_AMOUNT) or view.amount or 0,
-        currency=view.currency,
+        amount=found.get(sa.REFUND_AMOUNT) or (view.amount if view else None) or 0,
+        currency=view.currency if view else "",
         risk_score=found.get(sa.RISK_SCORE) or 0,
         deadline=found.get(sa.REVIEW_DEADLINE),
         customer_id=found.get(sa.CUSTOMER_ID) or "",
-        reasons=view.risk.reasons,
-        approvals=[a.reviewer for a in view.review.approvals],
+        reasons=view.risk.reasons if view else ["(reasons unavailable: no worker answered)"],
+        approvals=[a.reviewer for a in view.review.approvals] if view else [],
     )

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 
 class Psp(StrEnum):
@@ -77,7 +77,7 @@ class RefundRequest(BaseModel):
     currency: str
     reason: RefundReason = RefundReason.REQUESTED_BY_CUSTOMER
     customer_id: str
-    requested_by: str
+    requested_by: Identity
     order_id: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
 
@@ -143,8 +143,17 @@ class RefundView(BaseModel):
     last_error: str | None = None
 
 
+# Who acted: surrounding blanks dropped, never empty. Rules compare identities with
+# ``same_person`` (case and inner spacing do not make a second person).
+Identity = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+def same_person(one: str, other: str) -> bool:
+    return " ".join(one.split()).casefold() == " ".join(other.split()).casefold()
+
+
 class CancelRequest(BaseModel):
-    requested_by: str
+    requested_by: Identity
 
 
 # --- What activities exchange with the workflow -------------------------------------------

@@ -54,6 +54,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import StepFailed, local_step, provider_step
 
 
+# An overdue-review notice may not hold up the review: reviewers still decide meanwhile.
+NOTICE_TRIES = timedelta(seconds=30)
+
+
 @workflow.defn(name="RefundWorkflow")
 class RefundWorkflow(ReviewHandlers):
     @workflow.init
@@ -78,7 +82,8 @@ class RefundWorkflow(ReviewHandlers):
         self._escalates_at: datetime | None = None
         self._deadline: datetime | None = None
         self._payment: PaymentSnapshot | None = None
-        self._pushed: PspRefund | None = None
+        self._pushed: dict[str, PspRefund] = {}
+        self._closing = False
         self._seen_events: set[str] = set()
 
     @workflow.run
@@ -129,7 +134,7 @@ class RefundWorkflow(ReviewHandlers):
                 return ended
             plan = plan.model_copy(update={"amount": self._review.approved_amount})
             self._amount = plan.amount
-        if self._canceled_by:
+        if self._canceled_by is not None:
             return await self._release(RefundStatus.CANCELED, f"canceled by {self._canceled_by}")
         return await self._reverse(request, payment, plan)
 
@@ -166,16 +171,17 @@ class RefundWorkflow(ReviewHandlers):
                     RefundStatus.EXPIRED, f"no review decision within {waited}"
                 )
         book.open = False
-        if self._canceled_by:
+        if self._canceled_by is not None:
             return await self._release(
                 RefundStatus.CANCELED, f"canceled by {self._canceled_by} during review"
             )
-        if book.rejection:
-            return await self._release(
-                RefundStatus.REJECTED,
-                f"rejected by {book.rejection.reviewer}: {book.rejection.reason}",
-            )
+        if book.rejection or not book.approved:
+            why = book.rejection.reason if book.rejection else "no approval"
+            who = book.rejection.reviewer if book.rejection else "review"
+            return await self._release(RefundStatus.REJECTED, f"rejected by {who}: {why}")
         self._status = RefundStatus.APPROVED
+        # Leaving the queue: engineers filtering AWAITING_REVIEW must not see it any more.
+        workflow.upsert_search_attributes([sa.REFUND_STATUS.value_set(self._status.value)])
         return None
 
     async def _escalate(self, assessment: RiskAssessment, plan: RefundPlan) -> None:
@@ -188,7 +194,7 @@ class RefundWorkflow(ReviewHandlers):
             waiting_s=assessment.escalate_after_s,
         )
         try:
-            await local_step("escalate_review", notice, type(None))
+            await local_step("escalate_review", notice, type(None), give_up_after=NOTICE_TRIES)
         except StepFailed as failed:  # a missed notice must not decide the refund
             workflow.logger.warning("review escalation notice failed: %s", failed)
 
@@ -213,7 +219,7 @@ class RefundWorkflow(ReviewHandlers):
             workflow.upsert_search_attributes([sa.REFUND_STATUS.value_set(self._status.value)])
             try:
                 outcome = await await_settlement(
-                    request, outcome, self._note_poll_failure, lambda: self._pushed
+                    request, outcome, self._note_poll_failure, self._pushed.get
                 )
             except LedgerNotPosted as unposted:
                 # Money moved; the books could not record it. Never void: finance posts it.
@@ -240,12 +246,14 @@ class RefundWorkflow(ReviewHandlers):
 
     async def _release(self, status: RefundStatus, reason: str) -> RefundResult:
         """Void the ledger reservation, then end: no money moved."""
+        self._closing = True
         await local_step(
             "void_reservation", SettleRefund(request_id=self._request.request_id), type(None)
         )
         return await self._finish(status, reason)
 
     async def _finish(self, status: RefundStatus, reason: str | None) -> RefundResult:
+        self._closing = True
         self._status = status
         if reason:
             self._last_error = reason

@@ -8,7 +8,7 @@ at once by its validator and never reaches the history.
 from __future__ import annotations
 
 from workflows.currencies import format_amount
-from workflows.models import Approval, RefundStatus, RefusedDecision, ReviewView
+from workflows.models import Approval, RefundStatus, RefusedDecision, ReviewView, same_person
 from workflows.review_models import ApproveDecision, RejectDecision
 
 
@@ -45,9 +45,11 @@ class ReviewBook:
     def approve_problem(self, decision: ApproveDecision, status: RefundStatus) -> str | None:
         if not self.open:
             return f"the refund is {status.value}, not awaiting review"
-        if decision.reviewer == self.requested_by:
+        if self.decided:
+            return "the review is already decided"
+        if same_person(decision.reviewer, self.requested_by):
             return f"{decision.reviewer} requested this refund, so cannot approve it"
-        if any(a.reviewer == decision.reviewer for a in self.approvals):
+        if any(same_person(a.reviewer, decision.reviewer) for a in self.approvals):
             return f"{decision.reviewer} has already approved this refund"
         if decision.amount is not None:
             return self._amount_problem(decision.amount)
@@ -68,6 +70,8 @@ class ReviewBook:
     def reject_problem(self, decision: RejectDecision, status: RefundStatus) -> str | None:
         if not self.open:
             return f"the refund is {status.value}, not awaiting review"
+        if self.decided:
+            return "the review is already decided"
         return None
 
     def record_approval(self, decision: ApproveDecision) -> None:

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         ProviderRefundUpdate,
         PspRefund,
         PspRefundStatus,
+        RefundRequest,
         RefundStatus,
         RefundView,
     )
@@ -35,7 +36,10 @@ class ReviewHandlers:
     _status: RefundStatus
     _canceled_by: str | None
     _psp_refund_id: str | None
-    _pushed: PspRefund | None
+    _pushed: dict[str, PspRefund]
+    _closing: bool
+    _request: RefundRequest
+    _amount: int | None
     _seen_events: set[str]
 
     def status(self) -> RefundView:
@@ -99,13 +103,15 @@ class ReviewHandlers:
         if update.event_id in self._seen_events:
             return
         self._seen_events.add(update.event_id)
-        if update.status is PspRefundStatus.PENDING:
-            return
-        if self._psp_refund_id in (None, update.psp_refund_id) and self._pushed is None:
-            self._pushed = update.as_outcome()
+        fits = update.currency == self._request.currency and update.amount <= (self._amount or 0)
+        if update.status is not PspRefundStatus.PENDING and fits:
+            # Kept by the provider's refund id: settlement takes only the one for its refund.
+            self._pushed.setdefault(update.psp_refund_id, update.as_outcome())
 
     def _cancel_problem(self) -> str | None:
-        if self._status in CANCELABLE:
+        if self._closing:
+            return "the refund is already ending"
+        if self._status in CANCELABLE and not self._review.decided:
             return None
         return f"the refund is {self._status.value}: it can no longer be canceled"
 

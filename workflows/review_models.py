@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
-from workflows.models import PaymentSnapshot, RefundPlan, RefundRequest, RefundStatus
+from workflows.models import (
+    Identity,
+    PaymentSnapshot,
+    RefundPlan,
+    RefundRequest,
+    RefundStatus,
+)
 
 
 class RiskDecision(StrEnum):
@@ -51,16 +58,16 @@ class RecordOutcome(BaseModel):
 class ApproveDecision(BaseModel):
     """Signal/update ``approve``: the reviewer's identity, a note, optionally a lower amount."""
 
-    reviewer: str = Field(min_length=1)
+    reviewer: Identity
     note: str = ""
-    amount: int | None = None
+    amount: int | None = Field(default=None, strict=True)
 
 
 class RejectDecision(BaseModel):
     """Signal/update ``reject``."""
 
-    reviewer: str = Field(min_length=1)
-    reason: str = Field(min_length=1)
+    reviewer: Identity
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class EscalateReview(BaseModel):

@@ -36,15 +36,20 @@ async def await_settlement(
     request: RefundRequest,
     pending: PspRefund,
     note_failure: Callable[[str], None],
-    pushed: Callable[[], PspRefund | None],
+    pushed: Callable[[str], PspRefund | None],
 ) -> PspRefund:
     """Wait until the refund settles either way: told by the provider's webhook (``pushed``,
     from the ``provider_update`` signal) or, failing that, by polling on durable timers."""
     deadline = workflow.now() + SETTLEMENT_GIVE_UP_AFTER
     outcome, wait = pending, SETTLEMENT_FIRST_POLL
     while outcome.status is PspRefundStatus.PENDING and workflow.now() < deadline:
-        if await wait_until(lambda: pushed() is not None, workflow.now() + wait):
-            outcome = pushed() or outcome
+        told = pushed(pending.psp_refund_id)
+        if told is None and await wait_until(
+            lambda: pushed(pending.psp_refund_id) is not None, workflow.now() + wait
+        ):
+            told = pushed(pending.psp_refund_id)
+        if told is not None:
+            outcome = told
             break
         wait = min(wait * 2, SETTLEMENT_POLL_AT_MOST)
         try:

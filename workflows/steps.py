@@ -50,7 +50,9 @@ def step_failure(error: ActivityError | ApplicationError) -> StepFailed:
     return StepFailed(str(cause or error), refused=False)
 
 
-async def local_step(name: str, arg: Any, result_type: type[T]) -> T:
+async def local_step(
+    name: str, arg: Any, result_type: type[T], give_up_after: timedelta = timedelta(minutes=10)
+) -> T:
     """A step against our own database or a provider read: local, so it costs no action."""
     try:
         result: T = await workflow.execute_local_activity(
@@ -58,7 +60,7 @@ async def local_step(name: str, arg: Any, result_type: type[T]) -> T:
             arg,
             result_type=result_type,
             start_to_close_timeout=timedelta(seconds=30),
-            schedule_to_close_timeout=timedelta(minutes=10),
+            schedule_to_close_timeout=give_up_after,
             retry_policy=LOCAL_RETRY,
         )
     except (ActivityError, ApplicationError) as error:

@@ -436,3 +436,12 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations_say_how_to_write_one(text: str) -> None:
     with pytest.raises(ValueError, match="like 90s, 15m, 4h or 3d"):
         parse_duration(text)
+
+
+def test_a_dual_approval_amount_is_reviewed_even_below_a_higher_review_amount() -> None:
+    policy = RiskPolicy(review_above=500_000, dual_approval_above=200_000)
+    decision, approvals, grounds = decide(0, dataclasses.replace(QUIET, amount=300_000), policy)
+    assert (decision, approvals) == (RiskDecision.REVIEW, 2)
+    assert grounds == [
+        "amount 3000.00 USD is above 2000.00 USD: two different reviewers must approve"
+    ]

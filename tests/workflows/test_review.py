@@ -142,3 +142,32 @@ async def test_rejection_voids_the_reservation_and_moves_nothing(
     assert await refunds_at_provider(stripe_base, payment) == []
     position = await Ledger(ledger_db).payment_position(f"stripe:{payment}")
     assert position is not None and (position.reserved, position.refunded) == (0, 0)
+
+
+async def test_a_blank_cancel_or_a_renamed_reviewer_never_lets_money_out(
+    time_skipping_env: WorkflowEnvironment, ledger_db: asyncpg.Pool, stripe_base: str
+) -> None:
+    payment = await paid(stripe_base, DUAL)
+    client = time_skipping_env.client
+    request = refund_request(payment, requested_by="sam@shop.example")
+    async with running_worker(client, ledger_db, stripe_base) as queue:
+        handle = await start_refund(client, request, queue)
+        await reach(handle, RefundStatus.AWAITING_REVIEW)
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(
+                RefundWorkflow.cancel_refund,
+                {"requested_by": ""},  # type: ignore[arg-type]
+            )
+        await handle.signal("cancel", {"requested_by": ""})
+        await handle.signal(RefundWorkflow.approve, ApproveDecision(reviewer="SAM@shop.example"))
+        await handle.signal(RefundWorkflow.approve, ApproveDecision(reviewer="rita"))
+        await handle.signal(RefundWorkflow.approve, ApproveDecision(reviewer=" RITA "))
+        view = await handle.query(RefundWorkflow.status)
+        assert view.status is RefundStatus.AWAITING_REVIEW
+        assert [a.reviewer for a in view.review.approvals] == ["rita"]
+        assert [d.reviewer for d in view.review.refused_decisions] == ["SAM@shop.example", "RITA"]
+        assert await refunds_at_provider(stripe_base, payment) == []
+        await handle.execute_update(RefundWorkflow.approve_refund, ApproveDecision(reviewer="tom"))
+        result = await handle.result()
+
+    assert (result.status, result.amount_refunded) == (RefundStatus.SUCCEEDED, DUAL)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from workflows.models import RefundStatus
+import pytest
+from pydantic import ValidationError
+
+from workflows.models import CancelRequest, RefundStatus
 from workflows.review import ReviewBook, format_duration
 from workflows.review_models import ApproveDecision, RejectDecision
 
@@ -73,3 +76,35 @@ def test_refused_decisions_are_kept_for_the_query() -> None:
 
 def test_durations_read_as_the_settings_write_them() -> None:
     assert [format_duration(s) for s in (259_200, 14_400, 600, 45)] == ["72h", "4h", "10m", "45s"]
+
+
+def test_case_and_spacing_do_not_make_another_person() -> None:
+    review = book(approvals=2)
+    assert review.approve_problem(ApproveDecision(reviewer="  SAM "), IN_REVIEW) == (
+        "SAM requested this refund, so cannot approve it"
+    )
+    review.record_approval(ApproveDecision(reviewer="rita"))
+    assert review.approve_problem(ApproveDecision(reviewer=" RITA"), IN_REVIEW) == (
+        "RITA has already approved this refund"
+    )
+
+
+def test_blank_identities_are_not_identities() -> None:
+    for blank in ("", "   "):
+        with pytest.raises(ValidationError):
+            ApproveDecision(reviewer=blank)
+        with pytest.raises(ValidationError):
+            CancelRequest(requested_by=blank)
+    with pytest.raises(ValidationError):
+        ApproveDecision(reviewer="rita", amount=True)  # type: ignore[arg-type]
+
+
+def test_nothing_more_is_taken_once_the_review_is_decided() -> None:
+    review = book()
+    review.record_approval(ApproveDecision(reviewer="rita"))
+    assert review.approve_problem(ApproveDecision(reviewer="tom", amount=1), IN_REVIEW) == (
+        "the review is already decided"
+    )
+    assert review.reject_problem(RejectDecision(reviewer="tom", reason="x"), IN_REVIEW) == (
+        "the review is already decided"
+    )

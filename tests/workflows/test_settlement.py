@@ -127,3 +127,44 @@ async def test_a_webhook_update_settles_the_refund_once_however_often_it_arrives
     assert result.reason == "the provider failed the refund: lost_or_stolen_card"
     position = await Ledger(ledger_db).payment_position(f"stripe:{payment}")
     assert position is not None and (position.reserved, position.refunded) == (0, 0)
+
+
+async def test_an_update_for_another_refund_or_amount_is_not_taken(
+    time_skipping_env: WorkflowEnvironment,
+    ledger_db: asyncpg.Pool,
+    stripe_base: str,
+) -> None:
+    shop = shop_client(stripe_base, SANDBOX_KEY)
+    payment = await create_payment(
+        shop,
+        amount=2100,
+        currency="usd",
+        customer="cus_9",
+        payment_method="pm_card_pendingRefund",
+    )
+    client = time_skipping_env.client
+    async with running_worker(client, ledger_db, stripe_base) as queue:
+        handle = await start_refund(client, refund_request(payment), queue)
+        psp_refund_id = await wait_for_status(handle, RefundStatus.AWAITING_SETTLEMENT)
+        for event_id, refund_id, amount in (
+            ("evt_other", "re_someone_else", 2100),
+            ("evt_more", psp_refund_id, 2101),
+        ):
+            await handle.signal(
+                RefundWorkflow.provider_update,
+                ProviderRefundUpdate(
+                    event_id=event_id,
+                    psp_refund_id=refund_id,
+                    status=PspRefundStatus.FAILED,
+                    amount=amount,
+                    currency="USD",
+                    failure_reason="not ours",
+                ),
+            )
+        async with httpx.AsyncClient(base_url=stripe_base) as sandbox:
+            await sandbox.post(
+                f"/_sandbox/refunds/{psp_refund_id}/settle", json={"status": "succeeded"}
+            )
+        result = await handle.result()
+
+    assert (result.status, result.amount_refunded) == (RefundStatus.SUCCEEDED, 2100)
