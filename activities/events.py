@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from activities.errors import RefundError
+from activities.webhook_actions import WebhookRejected
 
 SIGNATURE_HEADER = "Refunds-Signature"
 
@@ -62,3 +63,30 @@ class EventPublisher:
                     raise SubscriberUnavailable(
                         f"event subscriber {url} answered {answer.status_code}"
                     )
+
+
+def verify_signature(
+    body: bytes, header: str | None, secrets: Sequence[str], tolerance_s: int = 300
+) -> None:
+    """Check a ``Refunds-Signature`` header against any of ``secrets`` (rotation).
+
+    Several ``v1`` values may be sent while a secret rotates; one matching is enough. The
+    timestamp must be within ``tolerance_s`` of now, either way.
+    """
+    if not secrets:
+        raise WebhookRejected("no secret is configured for these events")
+    if not header:
+        raise WebhookRejected(f"no {SIGNATURE_HEADER} header")
+    parts = [part.strip().partition("=") for part in header.split(",")]
+    stamps = [value for key, _, value in parts if key == "t"]
+    signatures = [value for key, _, value in parts if key == "v1"]
+    if len(stamps) != 1 or not stamps[0].isdigit() or not signatures:
+        raise WebhookRejected(f"{SIGNATURE_HEADER} must be t=<unix seconds>,v1=<hex>")
+    stamp = int(stamps[0])
+    if abs(time.time() - stamp) > tolerance_s:
+        raise WebhookRejected(f"{SIGNATURE_HEADER} timestamp is more than {tolerance_s}s off")
+    for secret in secrets:
+        expected = sign(body, secret, stamp).partition("v1=")[2]
+        if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+            return
+    raise WebhookRejected(f"{SIGNATURE_HEADER} does not match")

@@ -7,7 +7,8 @@ key and the client is built with ``max_network_retries=0``: Temporal does the re
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -23,6 +24,8 @@ from activities.errors import (
     ProviderUnavailable,
     RefundError,
 )
+from activities.stripe_events import REFUND_STATES, stripe_event_actions
+from activities.webhook_actions import WebhookAction, WebhookRejected
 from workflows.models import (
     PaymentSnapshot,
     PaymentState,
@@ -44,11 +47,6 @@ _PAYMENT_STATES = {
     "requires_capture": PaymentState.AUTHORIZED,
     "succeeded": PaymentState.CAPTURED,
     "canceled": PaymentState.CANCELED,
-}
-_REFUND_STATES = {
-    "succeeded": PspRefundStatus.SUCCEEDED,
-    "failed": PspRefundStatus.FAILED,
-    "canceled": PspRefundStatus.FAILED,
 }
 
 
@@ -199,10 +197,48 @@ def _refunded_of_captured(charge: stripe.Charge | None) -> int:
 def _psp_refund(refund: stripe.Refund) -> PspRefund:
     return PspRefund(
         psp_refund_id=refund.id,
-        status=_REFUND_STATES.get(refund.status or "", PspRefundStatus.PENDING),
+        status=REFUND_STATES.get(refund.status or "", PspRefundStatus.PENDING),
         amount=refund.amount,
         currency=refund.currency.upper(),
         failure_reason=getattr(refund, "failure_reason", None),
+    )
+
+
+# --- Webhooks: verified here, the one place that knows Stripe's shapes --------------------
+
+
+def stripe_webhook_actions(
+    payload: bytes, signature: str | None, secrets: Sequence[str], tolerance_s: int = 300
+) -> list[WebhookAction]:
+    """Verify a Stripe webhook (any of ``secrets``, for rotation) and say what it asks for.
+
+    The signature is checked before the body is parsed. Stripe's library accepts timestamps
+    from the future; a signature dated more than ``tolerance_s`` ahead is refused too.
+    """
+    _verify_stripe_signature(payload, signature, secrets, tolerance_s)
+    return stripe_event_actions(payload)
+
+
+def _verify_stripe_signature(
+    payload: bytes, signature: str | None, secrets: Sequence[str], tolerance_s: int
+) -> None:
+    if not signature:
+        raise WebhookRejected("no Stripe-Signature header")
+    stamps = [part[2:] for part in signature.split(",") if part.startswith("t=")]
+    if not stamps or not stamps[0].isdigit():
+        raise WebhookRejected("the Stripe-Signature header has no timestamp")
+    if int(stamps[0]) > time.time() + tolerance_s:
+        raise WebhookRejected("the Stripe-Signature timestamp is in the future")
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload, signature, secret, tolerance_s)
+            return
+        except stripe.SignatureVerificationError as exc:
+            failure = exc
+    raise WebhookRejected(
+        f"Stripe signature not accepted: {failure.user_message or failure}"
+        if secrets
+        else "no STRIPE_WEBHOOK_SECRET is configured"
     )
 
 

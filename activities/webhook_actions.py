@@ -1,0 +1,39 @@
+"""What a verified provider webhook asks of the service, in provider-neutral terms.
+
+Each provider's adapter verifies its own webhooks and turns them into these actions; the
+receiver carries them out (a signal, a start) without knowing any provider's event shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workflows.models import ProviderRefundUpdate
+
+
+class WebhookRejected(Exception):
+    """The signature is missing, wrong or too old (or in the future): answer 401, do nothing."""
+
+
+class WebhookMalformed(Exception):
+    """Signed, but not a JSON event we can read: answer 400."""
+
+
+@dataclass(frozen=True)
+class RefundUpdateAction:
+    """Tell refund ``request_id`` what became of its refund at the provider."""
+
+    request_id: str
+    update: ProviderRefundUpdate
+
+
+@dataclass(frozen=True)
+class IgnoredEvent:
+    """An event this service does not act on (answered 2xx, logged)."""
+
+    event_id: str
+    event_type: str
+    why: str
+
+
+WebhookAction = RefundUpdateAction | IgnoredEvent

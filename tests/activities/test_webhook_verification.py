@@ -1,0 +1,124 @@
+"""Webhook signatures: Stripe's scheme (checked with the stripe library) and our own."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+import stripe
+
+from activities.events import sign, verify_signature
+from activities.stripe_provider import stripe_webhook_actions
+from activities.webhook_actions import (
+    IgnoredEvent,
+    RefundUpdateAction,
+    WebhookMalformed,
+    WebhookRejected,
+)
+from workflows.models import PspRefundStatus
+
+SECRET, OLD_SECRET = "whsec_current", "whsec_previous"
+
+
+def stripe_signed(payload: bytes, secret: str = SECRET, at: int | None = None) -> str:
+    stamp = int(time.time()) if at is None else at
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256)
+    return f"t={stamp},v1={digest.hexdigest()}"
+
+
+def refund_event(status: str = "succeeded", **metadata: str) -> bytes:
+    return json.dumps(
+        {
+            "id": "evt_1",
+            "object": "event",
+            "type": "refund.updated",
+            "data": {
+                "object": {
+                    "id": "re_1",
+                    "object": "refund",
+                    "amount": 1500,
+                    "currency": "usd",
+                    "status": status,
+                    "metadata": metadata or {"refund_request_id": "rma-1"},
+                    "failure_reason": None if status != "failed" else "expired_or_canceled_card",
+                }
+            },
+        }
+    ).encode()
+
+
+def test_our_signature_is_stripes_own_scheme() -> None:
+    payload = refund_event()
+    header = stripe_signed(payload)
+    event = stripe.Webhook.construct_event(payload, header, SECRET)  # the library agrees
+    assert event["id"] == "evt_1"
+
+
+def test_a_verified_refund_event_becomes_an_update_for_its_refund() -> None:
+    payload = refund_event("failed")
+    [action] = stripe_webhook_actions(payload, stripe_signed(payload), [SECRET])
+    assert isinstance(action, RefundUpdateAction)
+    assert action.request_id == "rma-1"
+    assert action.update.status is PspRefundStatus.FAILED
+    assert (action.update.amount, action.update.currency) == (1500, "USD")
+    assert action.update.event_id == "evt_1"
+
+
+def test_during_rotation_the_previous_secret_still_verifies() -> None:
+    payload = refund_event()
+    actions = stripe_webhook_actions(
+        payload, stripe_signed(payload, OLD_SECRET), [SECRET, OLD_SECRET]
+    )
+    assert isinstance(actions[0], RefundUpdateAction)
+
+
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        (None, "no Stripe-Signature header"),
+        ("t=1,v1=00", "not accepted"),
+        ("garbage", "no timestamp"),
+        ("wrong-secret", "not accepted"),
+        ("too-old", "not accepted"),
+        ("future", "in the future"),
+    ],
+)
+def test_bad_signatures_are_refused_before_the_body_is_read(header: str | None, words: str) -> None:
+    payload = b"{not even json"
+    signed = {
+        "wrong-secret": stripe_signed(payload, "whsec_other"),
+        "too-old": stripe_signed(payload, at=int(time.time()) - 3600),
+        "future": stripe_signed(payload, at=int(time.time()) + 3600),
+    }.get(header or "", header)
+    with pytest.raises(WebhookRejected, match=words):
+        stripe_webhook_actions(payload, signed, [SECRET])
+
+
+def test_signed_garbage_is_malformed_and_unknown_types_are_ignored() -> None:
+    garbage = b"{not json"
+    with pytest.raises(WebhookMalformed):
+        stripe_webhook_actions(garbage, stripe_signed(garbage), [SECRET])
+    other = json.dumps({"id": "evt_2", "type": "customer.created", "data": {"object": {}}}).encode()
+    [action] = stripe_webhook_actions(other, stripe_signed(other), [SECRET])
+    assert isinstance(action, IgnoredEvent)
+    foreign = refund_event(other_system="x")
+    [action] = stripe_webhook_actions(foreign, stripe_signed(foreign), [SECRET])
+    assert isinstance(action, IgnoredEvent) and action.why == "not one of our refunds"
+
+
+def test_our_own_scheme_with_several_v1_values_and_a_time_window() -> None:
+    body = b'{"id":"evt_shop_1"}'
+    now = int(time.time())
+    current = sign(body, SECRET, now)
+    rotating = f"{current},v1={sign(body, OLD_SECRET, now).partition('v1=')[2]}"
+    verify_signature(body, current, [SECRET])
+    verify_signature(body, rotating, [OLD_SECRET])
+    with pytest.raises(WebhookRejected, match="does not match"):
+        verify_signature(body + b" ", current, [SECRET])
+    with pytest.raises(WebhookRejected, match="off"):
+        verify_signature(body, sign(body, SECRET, now - 301), [SECRET])
+    with pytest.raises(WebhookRejected, match="no Refunds-Signature"):
+        verify_signature(body, None, [SECRET])
