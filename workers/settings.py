@@ -18,6 +18,18 @@ class SettingsError(Exception):
     """A setting is missing or invalid; the message names the variable."""
 
 
+API_ROLES = ("requester", "reviewer", "admin")
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """One ``token:role:identity`` entry of REFUNDS_API_TOKENS; the token stays out of reprs."""
+
+    token: str = field(repr=False)
+    role: str
+    identity: str
+
+
 @dataclass(frozen=True)
 class Settings:
     temporal_address: str = "127.0.0.1:7233"
@@ -32,6 +44,8 @@ class Settings:
     risk_model: Path | None = None
     event_subscribers: tuple[str, ...] = ()
     events_secret: str | None = field(default=None, repr=False)
+    http_address: str = "127.0.0.1:8000"
+    api_tokens: tuple[ApiToken, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +72,8 @@ class Settings:
                 if url.strip()
             ),
             events_secret=text("REFUNDS_EVENTS_SECRET"),
+            http_address=text("REFUNDS_HTTP_ADDRESS", cls.http_address) or "",
+            api_tokens=_api_tokens(env),
         )
         settings.check()
         return settings
@@ -83,6 +99,10 @@ class Settings:
             )
         if self.stripe_api_key and not self.stripe_api_key.startswith(("sk_", "rk_")):
             raise SettingsError("STRIPE_API_KEY must be a Stripe secret key (sk_... or rk_...)")
+        try:
+            http_host_port(self.http_address)
+        except ValueError as exc:
+            raise SettingsError(f"REFUNDS_HTTP_ADDRESS {exc}") from exc
 
     def require_database_url(self) -> str:
         if not self.database_url:
@@ -101,6 +121,60 @@ def _risk_policy(env: Mapping[str, str]) -> RiskPolicy:
         return RiskPolicy.from_env(env)
     except RiskPolicyError as exc:
         raise SettingsError(str(exc)) from exc
+
+
+def http_host_port(address: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:8000`` for IPv6; port 0 = any free port); ValueError otherwise."""
+    host, sep, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not (sep and host and port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise ValueError(f"must be host:port, got {address!r}")
+    return host, int(port)
+
+
+def _api_tokens(env: Mapping[str, str]) -> tuple[ApiToken, ...]:
+    inline = env.get("REFUNDS_API_TOKENS", "").strip()
+    path = env.get("REFUNDS_API_TOKENS_FILE", "").strip()
+    if inline and path:
+        raise SettingsError("set REFUNDS_API_TOKENS or REFUNDS_API_TOKENS_FILE, not both")
+    if not path:
+        return parse_api_tokens(inline, "REFUNDS_API_TOKENS")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SettingsError(f"REFUNDS_API_TOKENS_FILE: cannot read {path}: {why}") from exc
+    return parse_api_tokens(text, "REFUNDS_API_TOKENS_FILE")
+
+
+def parse_api_tokens(text: str, variable: str) -> tuple[ApiToken, ...]:
+    """``token:role:identity`` entries, separated by commas or lines (``#`` starts a comment).
+
+    Errors name the variable and the entry's position, never the token itself.
+    """
+    entries = [
+        entry.strip()
+        for line in text.splitlines()
+        if not line.strip().startswith("#")
+        for entry in line.split(",")
+        if entry.strip()
+    ]
+    tokens: list[ApiToken] = []
+    for number, entry in enumerate(entries, start=1):
+        parts = [part.strip() for part in entry.split(":", 2)]
+        if len(parts) != 3 or not all(parts):
+            raise SettingsError(f"{variable}: entry {number} is not token:role:identity")
+        token, role, identity = parts
+        if role not in API_ROLES:
+            raise SettingsError(
+                f"{variable}: entry {number} has the unknown role {role!r} "
+                f"(roles: {', '.join(API_ROLES)})"
+            )
+        if any(known.token == token for known in tokens):
+            raise SettingsError(f"{variable}: entry {number} repeats an earlier token")
+        tokens.append(ApiToken(token=token, role=role, identity=identity))
+    return tuple(tokens)
 
 
 SANDBOX_STRIPE_KEY = "sk_test_sandbox"

@@ -1,0 +1,47 @@
+"""``refunds serve``: the HTTP API in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from starters.cli_support import load_settings
+from starters.http_api import NO_TOKENS
+from starters.http_server import serve_http
+from starters.processes import run_until_interrupted
+from workers.client import connect
+
+
+@click.command()
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="When no REFUNDS_API_TOKENS are set, let every caller act as admin 'anonymous' "
+    "(a trial on your own machine only).",
+)
+def serve(insecure_no_auth: bool) -> None:
+    """Serve the HTTP API on REFUNDS_HTTP_ADDRESS (default 127.0.0.1:8000) until Ctrl-C.
+
+    Callers authenticate with `Authorization: Bearer <token>`, tokens from REFUNDS_API_TOKENS
+    (token:role:identity, roles requester, reviewer, admin). On Ctrl-C requests in flight
+    finish before it exits. OpenAPI at /openapi.json, docs at /docs.
+    """
+    settings = load_settings()
+    if not settings.api_tokens and not insecure_no_auth:
+        raise click.ClickException(NO_TOKENS)
+    if settings.api_tokens and insecure_no_auth:
+        click.echo("--insecure-no-auth ignored: API tokens are configured", err=True)
+
+    def listening(url: str) -> None:
+        click.echo(f"HTTP API on {url} (docs {url}/docs), Temporal at {settings.temporal_address}")
+        click.echo("Ctrl-C stops it")
+
+    async def service(stop: asyncio.Event) -> None:
+        client = await connect(settings)
+        await serve_http(
+            settings, client, stop, insecure_no_auth=insecure_no_auth, listening=listening
+        )
+        click.echo("stopped")
+
+    run_until_interrupted(service)
