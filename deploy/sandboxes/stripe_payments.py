@@ -22,6 +22,7 @@ from deploy.sandboxes.stripe_objects import (
     new_id,
     now,
 )
+from deploy.sandboxes.stripe_webhooks import Emit, dispute_object
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,9 @@ _CONFIRM_PARAMS = "payment_method return_url off_session receipt_email capture_m
 class Payments:
     """The PaymentIntent and Charge endpoints over the sandbox state."""
 
-    def __init__(self, state: SandboxState) -> None:
+    def __init__(self, state: SandboxState, emit: Emit | None = None) -> None:
         self.state = state
+        self.emit = emit  # announces changes as Stripe events (webhooks), when set
 
     def payment_intent(self, intent_id: str, param: str | None = None) -> PaymentIntent:
         intent = self.state.payment_intents.get(intent_id)
@@ -243,6 +245,8 @@ class Payments:
         else:
             charge.captured, charge.amount_captured = True, intent.amount
             intent.status, intent.amount_received = "succeeded", intent.amount
+        if charge.dispute is not None and self.emit is not None:
+            self.emit("charge.dispute.created", dispute_object(charge))
 
     def _decline(self, intent: PaymentIntent, charge: Charge, behaviour: CardBehaviour) -> None:
         """Stripe keeps the failed charge, sends the PaymentIntent back to
@@ -273,6 +277,7 @@ class Payments:
         the charge, so `amount_refunded` (and the refunds list) include it."""
         if amount <= 0:
             return
+        before = charge.to_api()
         refund = Refund(
             id=new_id("re"),
             amount=amount,
@@ -284,3 +289,6 @@ class Payments:
         )
         self.state.refunds[refund.id] = refund
         charge.amount_refunded += amount
+        if self.emit is not None:
+            self.emit("refund.created", refund.to_api(), by_request=True)
+            self.emit("charge.refunded", charge.to_api(), before, by_request=True)

@@ -5,6 +5,8 @@ what remains refundable, what a disputed or uncaptured payment answers, and refu
 final status arrives later (`pm_card_refundFail`: pending, then failed with
 `expired_or_canceled_card` from the next request on; `pm_card_pendingRefund`: pending until
 `pending_refund_seconds` pass or a test settles it through `/_sandbox/refunds/{id}/settle`).
+Due refunds settle on every request and on the sandbox's own timer, so one nobody polls still
+settles; each change is announced through `emit` (Stripe's webhook events) when one is set.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from deploy.sandboxes.stripe_objects import (
     now,
 )
 from deploy.sandboxes.stripe_payments import Payments
+from deploy.sandboxes.stripe_webhooks import Emit
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 FAILURE_REASON = "expired_or_canceled_card"
@@ -37,11 +40,16 @@ class Refunds:
     """The Refund endpoints over the sandbox state."""
 
     def __init__(
-        self, state: SandboxState, payments: Payments, pending_refund_seconds: float = 10.0
+        self,
+        state: SandboxState,
+        payments: Payments,
+        pending_refund_seconds: float = 10.0,
+        emit: Emit | None = None,
     ) -> None:
         self.state = state
         self.payments = payments
         self.pending_refund_seconds = pending_refund_seconds
+        self.emit = emit  # announces changes as Stripe events (webhooks), when set
 
     def refund(self, refund_id: str) -> Refund:
         refund = self.state.refunds.get(refund_id)
@@ -88,8 +96,12 @@ class Refunds:
         elif charge.refund_behaviour == "pending":
             refund.status, refund.settles_to = "pending", "succeeded"
             refund.settles_at = time.time() + self.pending_refund_seconds
+        before = charge.to_api()
         self.state.refunds[refund.id] = refund
         charge.amount_refunded += amount
+        if self.emit is not None:
+            self.emit("refund.created", refund.to_api(), by_request=True)
+            self.emit("charge.refunded", charge.to_api(), before, by_request=True)
         return refund
 
     def _refundable_charge(self, params: p.Params) -> Charge:
@@ -195,8 +207,16 @@ class Refunds:
         return refund
 
     def _finish(self, refund: Refund, status: str, failure_reason: str | None = None) -> None:
+        """The network's answer, which no API request causes: its events name no request."""
+        charge = self.payments.charge(refund.charge)
+        refund_before, charge_before = refund.to_api(), charge.to_api()
         refund.status, refund.settles_at, refund.settles_to = status, None, None
         if status == "failed":
             # The money comes back to the merchant's balance; the charge is refundable again.
             refund.failure_reason = failure_reason or FAILURE_REASON
-            self.payments.charge(refund.charge).amount_refunded -= refund.amount
+            charge.amount_refunded -= refund.amount
+        if self.emit is not None:
+            self.emit("refund.updated", refund.to_api(), refund_before)
+            if status == "failed":
+                self.emit("refund.failed", refund.to_api())
+                self.emit("charge.refunded", charge.to_api(), charge_before)
