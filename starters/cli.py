@@ -133,13 +133,14 @@ def _register_subcommands() -> None:
     from starters.cli_ledger import ledger
     from starters.cli_review import approve, cancel, reject, reviews
     from starters.cli_risk import risk
+    from starters.cli_serve import serve
     from starters.cli_stack import bench, demo, dev
 
     cli.add_command(ledger)
     cli.add_command(dev)
     cli.add_command(demo)
     cli.add_command(bench)
-    for command in (reviews, approve, reject, cancel, risk):
+    for command in (reviews, approve, reject, cancel, risk, serve):
         cli.add_command(command)
 
 

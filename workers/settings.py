@@ -39,7 +39,8 @@ class Settings:
     state_dir: Path = Path(".refunds")
     stripe_api_key: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None
-    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    stripe_webhook_secret: str | None = field(default=None, repr=False)  # comma: rotation
+    shop_webhook_secret: str | None = field(default=None, repr=False)  # comma: rotation
     risk_policy: RiskPolicy = field(default_factory=RiskPolicy)
     risk_model: Path | None = None
     event_subscribers: tuple[str, ...] = ()
@@ -64,6 +65,7 @@ class Settings:
             stripe_api_key=text("STRIPE_API_KEY"),
             stripe_api_base=text("STRIPE_API_BASE"),
             stripe_webhook_secret=text("STRIPE_WEBHOOK_SECRET"),
+            shop_webhook_secret=text("REFUNDS_SHOP_WEBHOOK_SECRET"),
             risk_policy=_risk_policy(env),
             risk_model=Path(model) if (model := text("REFUNDS_RISK_MODEL")) else None,
             event_subscribers=tuple(
@@ -103,6 +105,14 @@ class Settings:
             http_host_port(self.http_address)
         except ValueError as exc:
             raise SettingsError(f"REFUNDS_HTTP_ADDRESS {exc}") from exc
+
+    @property
+    def stripe_webhook_secrets(self) -> tuple[str, ...]:
+        return _secrets(self.stripe_webhook_secret)
+
+    @property
+    def shop_webhook_secrets(self) -> tuple[str, ...]:
+        return _secrets(self.shop_webhook_secret)
 
     def require_database_url(self) -> str:
         if not self.database_url:
@@ -193,3 +203,8 @@ def settings_for_stack(
         stripe_api_base=stripe_api_base or settings.stripe_api_base,
         stripe_api_key=stripe_key,
     )
+
+
+def _secrets(text: str | None) -> tuple[str, ...]:
+    """Comma-separated secrets: the current one first, older ones during a rotation."""
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())

@@ -1,0 +1,115 @@
+"""The webhook receiver: verified provider and shop events become signals and starts.
+
+Every endpoint checks the signature before it reads anything else, answers 2xx only after
+Temporal accepted what the event asks (so a provider that got 2xx may stop retrying), and
+is idempotent: a refund update carries the provider's event id (the workflow drops repeats),
+and a start uses the refund's workflow ID policies. Bodies over 1 MiB are refused with 413
+by the application's body limit before this code runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.events import SIGNATURE_HEADER, verify_signature
+from activities.stripe_provider import stripe_webhook_actions
+from activities.webhook_actions import (
+    IgnoredEvent,
+    RefundUpdateAction,
+    WebhookAction,
+    WebhookMalformed,
+    WebhookRejected,
+)
+from starters.cli_support import describe_validation_error
+from starters.client import start_refund, workflow_id
+from starters.http_errors import ApiError
+from workflows.models import RefundRequest
+from workflows.refund import RefundWorkflow
+
+log = logging.getLogger("refunds.webhooks")
+
+
+def webhook_router(
+    client: Client, task_queue: str, stripe_secrets: Sequence[str], shop_secrets: Sequence[str]
+) -> APIRouter:
+    router = APIRouter(tags=["webhooks"])
+
+    @router.post("/webhooks/stripe", summary="Stripe events (Stripe-Signature)")
+    async def stripe_events(request: Request) -> dict[str, Any]:
+        body = await request.body()
+        actions = _verified(
+            lambda: stripe_webhook_actions(
+                body, request.headers.get("Stripe-Signature"), stripe_secrets
+            )
+        )
+        return {"received": True, "done": [await _apply(client, action) for action in actions]}
+
+    @router.post("/webhooks/shop", summary="Shop and ERP events (Refunds-Signature)")
+    async def shop_events(request: Request) -> dict[str, Any]:
+        body = await request.body()
+        _verified(
+            lambda: verify_signature(body, request.headers.get(SIGNATURE_HEADER), shop_secrets)
+        )
+        event = _shop_event(body)
+        if event["type"] != "refund.requested":
+            log.info("shop event %s of type %s: nothing to do", event["id"], event["type"])
+            return {"received": True, "done": [f"ignored {event['type']}"]}
+        data = dict(event["data"]) if isinstance(event["data"], dict) else {}
+        data.setdefault("request_id", event["id"])
+        try:
+            refund = RefundRequest.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(400, f"refund.requested: {describe_validation_error(exc)}") from exc
+        handle = await start_refund(client, refund, task_queue)
+        return {"received": True, "done": [f"started {handle.id}"]}
+
+    return router
+
+
+def _verified(check: Any) -> Any:
+    try:
+        return check()
+    except WebhookRejected as exc:
+        raise ApiError(401, str(exc)) from exc
+    except WebhookMalformed as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+def _shop_event(body: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(body)
+    except ValueError as exc:
+        raise ApiError(400, f"malformed JSON: {exc}") from exc
+    if not isinstance(event, dict) or not {"id", "type", "data"} <= event.keys():
+        raise ApiError(400, 'a shop event is {"id", "type", "created", "data"}')
+    return event
+
+
+async def _apply(client: Client, action: WebhookAction) -> str:
+    if isinstance(action, IgnoredEvent):
+        log.info("event %s (%s) ignored: %s", action.event_id, action.event_type, action.why)
+        return f"ignored {action.event_id}: {action.why}"
+    assert isinstance(action, RefundUpdateAction)
+    handle = client.get_workflow_handle(workflow_id(action.request_id))
+    try:
+        await handle.signal(RefundWorkflow.provider_update, action.update)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise  # Temporal did not take it: answer 5xx so the provider retries
+        # Unknown, or already ended: nothing in flight to tell.
+        log.warning(
+            "event %s for %s: no running refund (%s)",
+            action.update.event_id,
+            handle.id,
+            exc.message,
+        )
+        return f"no running refund {handle.id}"
+    return f"told {handle.id}: {action.update.status.value}"
