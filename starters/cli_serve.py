@@ -5,16 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import click
-from fastapi import APIRouter
-from temporalio.client import Client
 
 from starters.cli_support import load_settings
 from starters.http_api import NO_TOKENS
 from starters.http_server import serve_http
 from starters.processes import run_until_interrupted
-from starters.webhooks import webhook_router
+from starters.webhooks import receiver_for
 from workers.client import connect
-from workers.settings import Settings
 
 
 @click.command()
@@ -49,26 +46,8 @@ def serve(insecure_no_auth: bool) -> None:
             stop,
             insecure_no_auth=insecure_no_auth,
             listening=listening,
-            routers=[receiver(client, settings)],
+            routers=[receiver_for(client, settings)],
         )
         click.echo("stopped")
 
     run_until_interrupted(service)
-
-
-def receiver(client: Client, settings: Settings) -> APIRouter:
-    """The webhook receiver on the same service (signatures, not tokens, guard it)."""
-    if not settings.stripe_webhook_secrets:
-        click.echo(
-            "STRIPE_WEBHOOK_SECRET is not set: /webhooks/stripe refuses every event", err=True
-        )
-    if not settings.shop_webhook_secrets:
-        click.echo(
-            "REFUNDS_SHOP_WEBHOOK_SECRET is not set: /webhooks/shop refuses every event", err=True
-        )
-    return webhook_router(
-        client,
-        settings.task_queue,
-        settings.stripe_webhook_secrets,
-        settings.shop_webhook_secrets,
-    )

@@ -11,14 +11,13 @@ from dataclasses import replace
 
 import click
 
-from deploy.local.stack import LocalStack
-from starters.cli_support import load_settings, pointed_at, run_async
+from deploy.local.stack import RunningStack
+from starters.cli_support import load_settings, run_async
 from starters.demo import demo_summary, new_run_id, prepare_refunds, run_refunds, summary_table
 from starters.processes import run_until_interrupted
-from starters.stack_session import local_stack
+from starters.stack_session import local_stack, own_stack
 from workers.client import connect
 from workers.settings import Settings
-from workers.worker import run_worker
 
 
 @click.command()
@@ -28,26 +27,28 @@ def dev(no_worker: bool) -> None:
     settings = load_settings()
 
     async def serve(stop: asyncio.Event) -> None:
-        async with LocalStack(settings) as stack:
-            ready = pointed_at(settings, stack)
-            click.echo(f"Temporal      {stack.temporal_address}   UI {stack.temporal_ui or '-'}")
-            click.echo(f"PostgreSQL    {stack.database_url}")
-            click.echo(f"Stripe        {stack.stripe_api_base or 'api.stripe.com'}")
-            click.echo("Environment for other shells:")
-            click.echo(f"  export TEMPORAL_ADDRESS={stack.temporal_address}")
-            click.echo(f"  export REFUNDS_DATABASE_URL='{stack.database_url}'")
-            if stack.stripe_api_base:
-                click.echo(f"  export STRIPE_API_BASE={stack.stripe_api_base}")
-                click.echo(f"  export STRIPE_API_KEY={ready.stripe_api_key}")
-            click.echo("Try: refunds demo --count 8   (or refunds start --help)")
-            if no_worker:
-                await stop.wait()
-            else:
-                click.echo(f"worker polling task queue {ready.task_queue!r}; Ctrl-C stops all")
-                await run_worker(ready, stop)
+        async with own_stack(settings, with_worker=not no_worker, listening=_describe_stack):
+            await stop.wait()
         click.echo("stopped")
 
     run_until_interrupted(serve)
+
+
+def _describe_stack(stack: RunningStack, ready: Settings, api: str | None) -> None:
+    click.echo(f"Temporal      {stack.temporal_address}   UI {stack.temporal_ui or '-'}")
+    click.echo(f"PostgreSQL    {stack.database_url}")
+    click.echo(f"Stripe        {stack.stripe_api_base or 'api.stripe.com'}")
+    click.echo(f"HTTP API      {api}   docs {api}/docs   webhooks {api}/webhooks/stripe")
+    click.echo(f"API tokens    {ready.state_dir.resolve() / 'secrets.json'}")
+    click.echo("Environment for other shells:")
+    click.echo(f"  export REFUNDS_STATE_DIR='{ready.state_dir}'")
+    click.echo(f"  export TEMPORAL_ADDRESS={stack.temporal_address}")
+    click.echo(f"  export REFUNDS_DATABASE_URL='{stack.database_url}'")
+    if stack.stripe_api_base:
+        click.echo(f"  export STRIPE_API_BASE={stack.stripe_api_base}")
+        click.echo(f"  export STRIPE_API_KEY={ready.stripe_api_key}")
+    click.echo("Try: refunds demo --count 8   (or refunds start --help)")
+    click.echo("Ctrl-C stops everything")
 
 
 def demo_settings(settings: Settings) -> Settings:

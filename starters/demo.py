@@ -51,6 +51,7 @@ SCENARIOS = (
     Scenario("approved for less", "USD", 80000, None, S, review="partial"),
     Scenario("duplicate charge", "GBP", 1999, None, S, reason=RefundReason.DUPLICATE),
     Scenario("review expires", "USD", 65000, None, RefundStatus.EXPIRED, review="expire"),
+    Scenario("settled by webhook", "EUR", 3100, None, S, payment_method="pm_card_pendingRefund"),
 )
 
 

@@ -31,6 +31,7 @@ from activities.webhook_actions import (
 from starters.cli_support import describe_validation_error
 from starters.client import start_refund, workflow_id
 from starters.http_errors import ApiError
+from workers.settings import Settings
 from workflows.models import RefundRequest
 from workflows.refund import RefundWorkflow
 
@@ -113,3 +114,19 @@ async def _apply(client: Client, action: WebhookAction) -> str:
         )
         return f"no running refund {handle.id}"
     return f"told {handle.id}: {action.update.status.value}"
+
+
+def receiver_for(client: Client, settings: Settings) -> APIRouter:
+    """The receiver with the configured secrets; an endpoint without one refuses every event."""
+    for name, configured in (
+        ("STRIPE_WEBHOOK_SECRET", settings.stripe_webhook_secrets),
+        ("REFUNDS_SHOP_WEBHOOK_SECRET", settings.shop_webhook_secrets),
+    ):
+        if not configured:
+            log.warning("%s is not set: its webhook endpoint refuses every event", name)
+    return webhook_router(
+        client,
+        settings.task_queue,
+        settings.stripe_webhook_secrets,
+        settings.shop_webhook_secrets,
+    )

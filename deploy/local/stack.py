@@ -35,6 +35,13 @@ class StackPorts:
         )
 
 
+def receiver_url(http_address: str) -> str:
+    """Where the local sandbox delivers Stripe webhooks: this stack's own receiver."""
+    host, _, port = http_address.rpartition(":")
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "[::]") else host
+    return f"http://{host}:{port}/webhooks/stripe"
+
+
 def _port(name: str, default: int) -> int:
     text = os.environ.get(name, "").strip()
     if not text:
@@ -103,6 +110,10 @@ class StackSettings(Protocol):
     def stripe_api_key(self) -> str | None: ...
     @property
     def state_dir(self) -> Path: ...
+    @property
+    def http_address(self) -> str: ...
+    @property
+    def stripe_webhook_secret(self) -> str | None: ...
 
 
 class LocalStack:
@@ -144,9 +155,12 @@ class LocalStack:
                     raise outcome
             database_url = str(started[1])
         if sandbox_needed:
+            secret = (self.settings.stripe_webhook_secret or "").split(",")[0].strip()
             sandbox = StripeSandbox(
                 faults=SandboxFaults.from_env(os.environ),
                 state_file=self.state_dir / "stripe-sandbox.json",
+                webhook_url=receiver_url(self.settings.http_address) if secret else None,
+                webhook_secret=secret or None,
             )
             stripe_base = await sandbox.start("127.0.0.1", self.ports.stripe_sandbox)
             self._exit.push_async_callback(sandbox.stop)
