@@ -149,6 +149,11 @@ def decide(
     return decision, approvals, grounds
 
 
+# A request may ask for a human (never for less): the webhook receiver sets it on refunds it
+# starts for early fraud warnings under REFUNDS_EFW_POLICY=review.
+REVIEW_REQUIRED_KEY = "review_required"
+
+
 def assess(
     features: RiskFeatures, policy: RiskPolicy, model: RiskModel | None = None
 ) -> RiskAssessment:
@@ -235,6 +240,14 @@ class RiskActivities:
             async with self._pool.acquire() as conn:
                 features = await compute_features(conn, order, datetime.now(UTC))
             assessment = assess(features, self._policy, self._model)
+            if order.request.metadata.get(REVIEW_REQUIRED_KEY) and (
+                assessment.decision is RiskDecision.APPROVE
+            ):
+                asked = order.request.metadata[REVIEW_REQUIRED_KEY]
+                why = f"review required by the request ({asked})"
+                assessment = assessment.model_copy(
+                    update={"decision": RiskDecision.REVIEW, "reasons": [*assessment.reasons, why]}
+                )
             request, plan = order.request, order.plan
             await self._upsert(
                 request.request_id,

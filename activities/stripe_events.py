@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from activities.webhook_actions import (
+    EarlyFraudWarning,
     IgnoredEvent,
     RefundUpdateAction,
     WebhookAction,
@@ -33,6 +34,8 @@ def stripe_event_actions(payload: bytes) -> list[WebhookAction]:
         raise WebhookMalformed(f"not a Stripe event: {exc}") from exc
     if event_type in REFUND_EVENTS and isinstance(item, dict):
         return _refund_update(str(event_id), item)
+    if event_type == "radar.early_fraud_warning.created" and isinstance(item, dict):
+        return _early_fraud_warning(str(event_id), item)
     return [IgnoredEvent(str(event_id), str(event_type), "not an event this service acts on")]
 
 
@@ -54,3 +57,10 @@ def _refund_update(event_id: str, refund: dict[str, Any]) -> list[WebhookAction]
     except (KeyError, ValueError, TypeError) as exc:
         raise WebhookMalformed(f"a refund event without {exc}") from exc
     return [RefundUpdateAction(str(request_id), update)]
+
+
+def _early_fraud_warning(event_id: str, warning: dict[str, Any]) -> list[WebhookAction]:
+    payment_id = warning.get("payment_intent") or warning.get("charge")
+    if not warning.get("actionable") or not payment_id:
+        return [IgnoredEvent(event_id, "radar.early_fraud_warning", "not actionable")]
+    return [EarlyFraudWarning(event_id, str(warning["id"]), str(payment_id))]

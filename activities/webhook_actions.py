@@ -28,6 +28,15 @@ class RefundUpdateAction:
 
 
 @dataclass(frozen=True)
+class EarlyFraudWarning:
+    """The card network flagged a payment as likely fraud: refund it before a chargeback."""
+
+    event_id: str
+    warning_id: str
+    payment_id: str
+
+
+@dataclass(frozen=True)
 class IgnoredEvent:
     """An event this service does not act on (answered 2xx, logged)."""
 
@@ -36,4 +45,4 @@ class IgnoredEvent:
     why: str
 
 
-WebhookAction = RefundUpdateAction | IgnoredEvent
+WebhookAction = RefundUpdateAction | EarlyFraudWarning | IgnoredEvent

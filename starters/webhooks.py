@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,9 +20,13 @@ from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.errors import RefundError
 from activities.events import SIGNATURE_HEADER, verify_signature
+from activities.providers import PaymentProvider
+from activities.risk import REVIEW_REQUIRED_KEY
 from activities.stripe_provider import stripe_webhook_actions
 from activities.webhook_actions import (
+    EarlyFraudWarning,
     IgnoredEvent,
     RefundUpdateAction,
     WebhookAction,
@@ -32,16 +37,29 @@ from starters.cli_support import describe_validation_error
 from starters.client import start_refund, workflow_id
 from starters.http_errors import ApiError
 from workers.settings import Settings
-from workflows.models import RefundRequest
+from workflows.models import Psp, RefundReason, RefundRequest
 from workflows.refund import RefundWorkflow
 
 log = logging.getLogger("refunds.webhooks")
 
 
+@dataclass(frozen=True)
+class FraudWarningPolicy:
+    """REFUNDS_EFW_POLICY and what it needs: refund at once, refund after review, or ignore."""
+
+    action: str = "refund"
+    providers: Mapping[Psp, PaymentProvider] = field(default_factory=dict)
+
+
 def webhook_router(
-    client: Client, task_queue: str, stripe_secrets: Sequence[str], shop_secrets: Sequence[str]
+    client: Client,
+    task_queue: str,
+    stripe_secrets: Sequence[str],
+    shop_secrets: Sequence[str],
+    fraud_warnings: FraudWarningPolicy | None = None,
 ) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
+    warnings = fraud_warnings or FraudWarningPolicy()
 
     @router.post("/webhooks/stripe", summary="Stripe events (Stripe-Signature)")
     async def stripe_events(request: Request) -> dict[str, Any]:
@@ -51,7 +69,8 @@ def webhook_router(
                 body, request.headers.get("Stripe-Signature"), stripe_secrets
             )
         )
-        return {"received": True, "done": [await _apply(client, action) for action in actions]}
+        done = [await _apply(client, task_queue, warnings, action) for action in actions]
+        return {"received": True, "done": done}
 
     @router.post("/webhooks/shop", summary="Shop and ERP events (Refunds-Signature)")
     async def shop_events(request: Request) -> dict[str, Any]:
@@ -94,10 +113,14 @@ def _shop_event(body: bytes) -> dict[str, Any]:
     return event
 
 
-async def _apply(client: Client, action: WebhookAction) -> str:
+async def _apply(
+    client: Client, task_queue: str, warnings: FraudWarningPolicy, action: WebhookAction
+) -> str:
     if isinstance(action, IgnoredEvent):
         log.info("event %s (%s) ignored: %s", action.event_id, action.event_type, action.why)
         return f"ignored {action.event_id}: {action.why}"
+    if isinstance(action, EarlyFraudWarning):
+        return await _refund_fraud_warning(client, task_queue, warnings, action)
     assert isinstance(action, RefundUpdateAction)
     handle = client.get_workflow_handle(workflow_id(action.request_id))
     try:
@@ -130,3 +153,38 @@ def receiver_for(client: Client, settings: Settings) -> APIRouter:
         settings.stripe_webhook_secrets,
         settings.shop_webhook_secrets,
     )
+
+
+async def _refund_fraud_warning(
+    client: Client, task_queue: str, policy: FraudWarningPolicy, warning: EarlyFraudWarning
+) -> str:
+    """Refund what is still refundable on a flagged payment, keyed by the warning id, so a
+    chargeback (and its fee) never comes; under the review policy a human approves first."""
+    if policy.action == "ignore":
+        log.info("early fraud warning %s ignored (REFUNDS_EFW_POLICY=ignore)", warning.warning_id)
+        return f"ignored {warning.warning_id}: REFUNDS_EFW_POLICY=ignore"
+    provider = policy.providers.get(Psp.STRIPE)
+    if provider is None:
+        raise ApiError(503, "early fraud warning: no Stripe adapter configured to read the payment")
+    try:
+        payment = await provider.fetch_payment(warning.payment_id)
+    except RefundError as exc:
+        if exc.retryable:
+            raise ApiError(503, f"early fraud warning: {exc.message}") from exc
+        log.warning("early fraud warning %s: %s", warning.warning_id, exc.message)
+        return f"ignored {warning.warning_id}: {exc.message}"
+    metadata = {"early_fraud_warning": warning.warning_id}
+    if policy.action == "review":
+        metadata[REVIEW_REQUIRED_KEY] = "REFUNDS_EFW_POLICY=review"
+    request = RefundRequest(
+        request_id=warning.warning_id,
+        psp=Psp.STRIPE,
+        payment_id=warning.payment_id,
+        currency=payment.currency,
+        reason=RefundReason.FRAUDULENT,
+        customer_id=payment.customer or f"unknown-customer-of-{warning.payment_id}",
+        requested_by="stripe-radar",
+        metadata=metadata,
+    )
+    handle = await start_refund(client, request, task_queue)
+    return f"started {handle.id} for early fraud warning {warning.warning_id}"

@@ -41,6 +41,7 @@ class Settings:
     stripe_api_base: str | None = None
     stripe_webhook_secret: str | None = field(default=None, repr=False)  # comma: rotation
     shop_webhook_secret: str | None = field(default=None, repr=False)  # comma: rotation
+    efw_policy: str = "refund"  # refund | review | ignore: early fraud warnings
     risk_policy: RiskPolicy = field(default_factory=RiskPolicy)
     risk_model: Path | None = None
     event_subscribers: tuple[str, ...] = ()
@@ -66,6 +67,7 @@ class Settings:
             stripe_api_base=text("STRIPE_API_BASE"),
             stripe_webhook_secret=text("STRIPE_WEBHOOK_SECRET"),
             shop_webhook_secret=text("REFUNDS_SHOP_WEBHOOK_SECRET"),
+            efw_policy=(text("REFUNDS_EFW_POLICY", "refund") or "refund").lower(),
             risk_policy=_risk_policy(env),
             risk_model=Path(model) if (model := text("REFUNDS_RISK_MODEL")) else None,
             event_subscribers=tuple(
@@ -90,6 +92,10 @@ class Settings:
         if self.stripe_api_base and not self.stripe_api_base.startswith(("http://", "https://")):
             raise SettingsError(
                 f"STRIPE_API_BASE must be an http(s) URL, got {self.stripe_api_base!r}"
+            )
+        if self.efw_policy not in ("refund", "review", "ignore"):
+            raise SettingsError(
+                f"REFUNDS_EFW_POLICY must be refund, review or ignore, got {self.efw_policy!r}"
             )
         for url in self.event_subscribers:
             if not url.startswith(("http://", "https://")):

@@ -13,6 +13,7 @@ import stripe
 from activities.events import sign, verify_signature
 from activities.stripe_provider import stripe_webhook_actions
 from activities.webhook_actions import (
+    EarlyFraudWarning,
     IgnoredEvent,
     RefundUpdateAction,
     WebhookMalformed,
@@ -122,3 +123,26 @@ def test_our_own_scheme_with_several_v1_values_and_a_time_window() -> None:
         verify_signature(body, sign(body, SECRET, now - 301), [SECRET])
     with pytest.raises(WebhookRejected, match="no Refunds-Signature"):
         verify_signature(body, None, [SECRET])
+
+
+def test_an_actionable_early_fraud_warning_names_its_payment() -> None:
+    def warning(actionable: bool) -> bytes:
+        return json.dumps(
+            {
+                "id": "evt_w",
+                "type": "radar.early_fraud_warning.created",
+                "data": {
+                    "object": {
+                        "id": "issfr_1",
+                        "actionable": actionable,
+                        "charge": "ch_1",
+                        "payment_intent": "pi_1",
+                    }
+                },
+            }
+        ).encode()
+
+    [action] = stripe_webhook_actions(warning(True), stripe_signed(warning(True)), [SECRET])
+    assert action == EarlyFraudWarning("evt_w", "issfr_1", "pi_1")
+    [stale] = stripe_webhook_actions(warning(False), stripe_signed(warning(False)), [SECRET])
+    assert isinstance(stale, IgnoredEvent)

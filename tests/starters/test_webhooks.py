@@ -18,15 +18,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.events import SIGNATURE_HEADER, sign
 from activities.ledger import Ledger
+from activities.stripe_provider import StripeProvider
 from deploy.sandboxes.stripe_shop import create_payment, shop_client
 from starters.client import refund_handle
 from starters.http_server import serve_http
-from starters.webhooks import webhook_router
+from starters.webhooks import FraudWarningPolicy, webhook_router
 from tests.activities.test_webhook_verification import stripe_signed
 from tests.support.stack import SANDBOX_KEY, running_worker
 from tests.workflows.test_settlement import wait_for_status
 from workers.settings import Settings, parse_api_tokens
-from workflows.models import RefundStatus
+from workflows.models import Psp, RefundStatus
 
 STRIPE_SECRET, SHOP_SECRET = "whsec_receiver", "shop_secret_receiver"
 
@@ -42,7 +43,10 @@ async def receiver(
             http_address="127.0.0.1:0",
             api_tokens=parse_api_tokens("t:admin:ops", "REFUNDS_API_TOKENS"),
         )
-        routers = [webhook_router(client, queue, [STRIPE_SECRET], [SHOP_SECRET])]
+        warnings = FraudWarningPolicy(
+            "refund", {Psp.STRIPE: StripeProvider(SANDBOX_KEY, stripe_base)}
+        )
+        routers = [webhook_router(client, queue, [STRIPE_SECRET], [SHOP_SECRET], warnings)]
         stop, up = asyncio.Event(), asyncio.Queue[str]()
         server = asyncio.create_task(
             serve_http(settings, client, stop, listening=up.put_nowait, routers=routers)
@@ -203,3 +207,57 @@ async def test_bad_webhooks_are_refused_and_start_nothing(
     stripe_unsigned = await http.post("/webhooks/stripe", content=b"{}")
     assert stripe_unsigned.status_code == 401
     assert not await exists(dev_env.client, request_id)
+
+
+async def test_an_early_fraud_warning_refunds_the_payment_before_a_chargeback(
+    receiver: tuple[httpx.AsyncClient, str], dev_env: WorkflowEnvironment, stripe_base: str
+) -> None:
+    http, _ = receiver
+    shop = shop_client(stripe_base, SANDBOX_KEY)
+    payment = await create_payment(shop, amount=7300, currency="gbp", customer="cus_efw")
+    warning_id = f"issfr_{uuid.uuid4().hex[:10]}"
+
+    def warning_event(event_id: str, actionable: bool) -> bytes:
+        return json.dumps(
+            {
+                "id": event_id,
+                "type": "radar.early_fraud_warning.created",
+                "data": {
+                    "object": {
+                        "id": warning_id,
+                        "object": "radar.early_fraud_warning",
+                        "actionable": actionable,
+                        "payment_intent": payment,
+                        "fraud_type": "misc",
+                    }
+                },
+            }
+        ).encode()
+
+    stale = warning_event("evt_efw_0", actionable=False)
+    answer = await http.post(
+        "/webhooks/stripe",
+        content=stale,
+        headers={"Stripe-Signature": stripe_signed(stale, STRIPE_SECRET)},
+    )
+    assert answer.status_code == 200 and "not actionable" in answer.text
+    assert not await exists(dev_env.client, warning_id)
+
+    event = warning_event("evt_efw_1", actionable=True)
+    signed = {"Stripe-Signature": stripe_signed(event, STRIPE_SECRET)}
+    answers = await asyncio.gather(
+        *(http.post("/webhooks/stripe", content=event, headers=signed) for _ in range(20))
+    )
+    assert {a.status_code for a in answers} == {200}
+    handle = refund_handle(dev_env.client, warning_id)
+    result = await handle.result()
+    view = await handle.query("status")
+
+    assert (result.status, result.amount_refunded, result.currency) == (
+        RefundStatus.SUCCEEDED,
+        7300,
+        "GBP",
+    )
+    listed = await shop.v1.refunds.list_async({"payment_intent": payment})
+    assert [(r.amount, r.reason) for r in listed.data] == [(7300, "fraudulent")]
+    assert view["request_id"] == warning_id
