@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from activities.webhook_actions import (
+    DisputeOpened,
     EarlyFraudWarning,
     IgnoredEvent,
     RefundUpdateAction,
@@ -36,6 +37,9 @@ def stripe_event_actions(payload: bytes) -> list[WebhookAction]:
         return _refund_update(str(event_id), item)
     if event_type == "radar.early_fraud_warning.created" and isinstance(item, dict):
         return _early_fraud_warning(str(event_id), item)
+    if event_type == "charge.dispute.created" and isinstance(item, dict):
+        ids = tuple(str(item[k]) for k in ("payment_intent", "charge") if item.get(k))
+        return [DisputeOpened(str(event_id), str(item.get("id")), ids)]
     return [IgnoredEvent(str(event_id), str(event_type), "not an event this service acts on")]
 
 

@@ -37,6 +37,15 @@ class EarlyFraudWarning:
 
 
 @dataclass(frozen=True)
+class DisputeOpened:
+    """The customer disputed a payment: refunds of it still in review must not go ahead."""
+
+    event_id: str
+    dispute_id: str
+    payment_ids: tuple[str, ...]  # every id the payment is known by (intent, charge)
+
+
+@dataclass(frozen=True)
 class IgnoredEvent:
     """An event this service does not act on (answered 2xx, logged)."""
 
@@ -45,4 +54,4 @@ class IgnoredEvent:
     why: str
 
 
-WebhookAction = RefundUpdateAction | EarlyFraudWarning | IgnoredEvent
+WebhookAction = RefundUpdateAction | EarlyFraudWarning | DisputeOpened | IgnoredEvent

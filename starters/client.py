@@ -34,6 +34,7 @@ def initial_search_attributes(request: RefundRequest) -> TypedSearchAttributes:
         SearchAttributePair(sa.REFUND_STATUS, RefundStatus.RECEIVED.value),
         SearchAttributePair(sa.PSP, request.psp.value),
         SearchAttributePair(sa.CUSTOMER_ID, request.customer_id),
+        SearchAttributePair(sa.PAYMENT_ID, request.payment_id),
     ]
     if request.amount is not None:
         pairs.append(SearchAttributePair(sa.REFUND_AMOUNT, request.amount))

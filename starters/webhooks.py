@@ -26,6 +26,7 @@ from activities.providers import PaymentProvider
 from activities.risk import REVIEW_REQUIRED_KEY
 from activities.stripe_provider import stripe_webhook_actions
 from activities.webhook_actions import (
+    DisputeOpened,
     EarlyFraudWarning,
     IgnoredEvent,
     RefundUpdateAction,
@@ -37,7 +38,7 @@ from starters.cli_support import describe_validation_error
 from starters.client import start_refund, workflow_id
 from starters.http_errors import ApiError
 from workers.settings import Settings
-from workflows.models import Psp, RefundReason, RefundRequest
+from workflows.models import PaymentDisputed, Psp, RefundReason, RefundRequest
 from workflows.refund import RefundWorkflow
 
 log = logging.getLogger("refunds.webhooks")
@@ -121,6 +122,8 @@ async def _apply(
         return f"ignored {action.event_id}: {action.why}"
     if isinstance(action, EarlyFraudWarning):
         return await _refund_fraud_warning(client, task_queue, warnings, action)
+    if isinstance(action, DisputeOpened):
+        return await _tell_refunds_in_review(client, action)
     assert isinstance(action, RefundUpdateAction)
     handle = client.get_workflow_handle(workflow_id(action.request_id))
     try:
@@ -188,3 +191,21 @@ async def _refund_fraud_warning(
     )
     handle = await start_refund(client, request, task_queue)
     return f"started {handle.id} for early fraud warning {warning.warning_id}"
+
+
+async def _tell_refunds_in_review(client: Client, dispute: DisputeOpened) -> str:
+    """Refunds of a disputed payment still in review end REJECTED (the dispute decides its
+    money); new refunds are refused at validation by the provider's own dispute flag."""
+    if not dispute.payment_ids:
+        return f"ignored {dispute.event_id}: a dispute without a payment"
+    ids = ", ".join(json.dumps(payment_id) for payment_id in dispute.payment_ids)
+    query = f'PaymentId IN ({ids}) AND RefundStatus = "AWAITING_REVIEW"'
+    told = []
+    async for execution in client.list_workflows(query):
+        handle = client.get_workflow_handle(execution.id)
+        await handle.signal(
+            RefundWorkflow.payment_disputed,
+            PaymentDisputed(event_id=dispute.event_id, dispute_id=dispute.dispute_id),
+        )
+        told.append(execution.id)
+    return f"dispute {dispute.dispute_id}: told {', '.join(told) or 'no refund in review'}"

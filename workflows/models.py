@@ -266,3 +266,11 @@ class ProviderRefundUpdate(BaseModel):
             currency=self.currency,
             failure_reason=self.failure_reason,
         )
+
+
+class PaymentDisputed(BaseModel):
+    """Signal ``payment_disputed``: the customer disputed the payment at the provider; the
+    dispute now decides its money, so a refund still in review must not pay it out again."""
+
+    event_id: str
+    dispute_id: str

@@ -84,6 +84,7 @@ class RefundWorkflow(ReviewHandlers):
         self._payment: PaymentSnapshot | None = None
         self._pushed: dict[str, PspRefund] = {}
         self._closing = False
+        self._disputed: str | None = None
         self._seen_events: set[str] = set()
 
     @workflow.run
@@ -160,7 +161,7 @@ class RefundWorkflow(ReviewHandlers):
         )
 
         def settled() -> bool:
-            return book.decided or self._canceled_by is not None
+            return book.decided or self._canceled_by is not None or self._disputed is not None
 
         if not await wait_until(settled, self._escalates_at):
             await self._escalate(assessment, plan)
@@ -171,6 +172,12 @@ class RefundWorkflow(ReviewHandlers):
                     RefundStatus.EXPIRED, f"no review decision within {waited}"
                 )
         book.open = False
+        if self._disputed is not None:
+            return await self._release(
+                RefundStatus.REJECTED,
+                f"the payment was disputed ({self._disputed}) during review: the dispute "
+                "decides its money, a refund would pay the customer twice",
+            )
         if self._canceled_by is not None:
             return await self._release(
                 RefundStatus.CANCELED, f"canceled by {self._canceled_by} during review"
@@ -263,6 +270,7 @@ class RefundWorkflow(ReviewHandlers):
         if not self._invalid:  # set here too: a client may start without search attributes
             updates.append(sa.PSP.value_set(self._request.psp.value))
             updates.append(sa.CUSTOMER_ID.value_set(self._request.customer_id))
+            updates.append(sa.PAYMENT_ID.value_set(self._request.payment_id))
         if self._amount is not None:
             updates.append(sa.REFUND_AMOUNT.value_set(self._amount))
         if self._risk.score is not None:

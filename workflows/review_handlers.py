@@ -16,6 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from workflows.models import (
         CancelRequest,
+        PaymentDisputed,
         ProviderRefundUpdate,
         PspRefund,
         PspRefundStatus,
@@ -38,6 +39,7 @@ class ReviewHandlers:
     _psp_refund_id: str | None
     _pushed: dict[str, PspRefund]
     _closing: bool
+    _disputed: str | None
     _request: RefundRequest
     _amount: int | None
     _seen_events: set[str]
@@ -107,6 +109,11 @@ class ReviewHandlers:
         if update.status is not PspRefundStatus.PENDING and fits:
             # Kept by the provider's refund id: settlement takes only the one for its refund.
             self._pushed.setdefault(update.psp_refund_id, update.as_outcome())
+
+    @workflow.signal(name="payment_disputed")
+    def payment_disputed(self, dispute: PaymentDisputed) -> None:
+        if self._review.open and self._disputed is None:
+            self._disputed = dispute.dispute_id
 
     def _cancel_problem(self) -> str | None:
         if self._closing:

@@ -30,6 +30,7 @@ SEARCH_ATTRIBUTES = {
     "CustomerId": "Keyword",
     "RiskScore": "Int",
     "ReviewDeadline": "Datetime",
+    "PaymentId": "Keyword",
 }
 
 

@@ -20,11 +20,13 @@ from activities.events import SIGNATURE_HEADER, sign
 from activities.ledger import Ledger
 from activities.stripe_provider import StripeProvider
 from deploy.sandboxes.stripe_shop import create_payment, shop_client
-from starters.client import refund_handle
+from starters.client import refund_handle, start_refund
 from starters.http_server import serve_http
 from starters.webhooks import FraudWarningPolicy, webhook_router
 from tests.activities.test_webhook_verification import stripe_signed
 from tests.support.stack import SANDBOX_KEY, running_worker
+from tests.workflows.review_support import paid, reach, refunds_at_provider
+from tests.workflows.test_refund_paths import refund_request
 from tests.workflows.test_settlement import wait_for_status
 from workers.settings import Settings, parse_api_tokens
 from workflows.models import Psp, RefundStatus
@@ -261,3 +263,53 @@ async def test_an_early_fraud_warning_refunds_the_payment_before_a_chargeback(
     listed = await shop.v1.refunds.list_async({"payment_intent": payment})
     assert [(r.amount, r.reason) for r in listed.data] == [(7300, "fraudulent")]
     assert view["request_id"] == warning_id
+
+
+async def test_a_dispute_rejects_the_refunds_of_that_payment_still_in_review(
+    receiver: tuple[httpx.AsyncClient, str],
+    dev_env: WorkflowEnvironment,
+    ledger_db: asyncpg.Pool,
+    stripe_base: str,
+) -> None:
+    http, queue = receiver
+    client = dev_env.client
+    payment = await paid(stripe_base, 80_000)
+    request = refund_request(payment)
+    handle = await start_refund(client, request, queue)
+    await reach(handle, RefundStatus.AWAITING_REVIEW)
+    charge = str(
+        (
+            await shop_client(stripe_base, SANDBOX_KEY).v1.payment_intents.retrieve_async(payment)
+        ).latest_charge
+    )
+    event = json.dumps(
+        {
+            "id": "evt_dispute_1",
+            "type": "charge.dispute.created",
+            "data": {
+                "object": {
+                    "id": "dp_1",
+                    "object": "dispute",
+                    "charge": charge,
+                    "payment_intent": payment,
+                    "amount": 80_000,
+                    "currency": "usd",
+                }
+            },
+        }
+    ).encode()
+    signed = {"Stripe-Signature": stripe_signed(event, STRIPE_SECRET)}
+    async with asyncio.timeout(20):  # visibility lists the refund in review shortly after
+        while True:
+            answer = await http.post("/webhooks/stripe", content=event, headers=signed)
+            assert answer.status_code == 200, answer.text
+            if handle.id in answer.text:
+                break
+            await asyncio.sleep(0.2)
+    result = await handle.result()
+
+    assert result.status is RefundStatus.REJECTED
+    assert result.reason and "the payment was disputed (dp_1) during review" in result.reason
+    assert await refunds_at_provider(stripe_base, payment) == []
+    position = await Ledger(ledger_db).payment_position(f"stripe:{payment}")
+    assert position is not None and (position.reserved, position.refunded) == (0, 0)
