@@ -17,8 +17,10 @@ from activities.errors import ProviderNotSupported, RefundError, to_application_
 from activities.ledger import Ledger
 from activities.providers import PaymentProvider
 from workflows.models import (
+    CompensateRefund,
     FetchPayment,
     FetchRefund,
+    LateFailureResult,
     PaymentSnapshot,
     Psp,
     PspRefund,
@@ -150,6 +152,35 @@ class RefundActivities:
                 transfer_id=void_id(settle.request_id), pending_id=reserve_id(settle.request_id)
             )
 
+    @activity.defn(name="compensate_refund")
+    async def compensate_refund(self, failure: CompensateRefund) -> LateFailureResult:
+        """Book back a posted refund the provider failed later: its accounts, reversed."""
+        with _as_application_errors():
+            made = await self._ledger.transfers_for_refund(failure.request_id)
+            posted = next((t for t in made if t.id == post_id(failure.request_id)), None)
+            if posted is None:  # never posted: nothing left in the books to undo
+                return LateFailureResult(
+                    request_id=failure.request_id,
+                    compensation_transfer_id=None,
+                    amount=failure.amount,
+                    currency=failure.currency,
+                )
+            transfer = await self._ledger.transfer(
+                transfer_id=f"refund-{failure.request_id}:late-failure",
+                debit_account=posted.credit_account,
+                credit_account=posted.debit_account,
+                amount=min(failure.amount, posted.amount),
+                currency=posted.currency,
+                payment_key=posted.payment_key,
+                refund_id=failure.request_id,
+            )
+        return LateFailureResult(
+            request_id=failure.request_id,
+            compensation_transfer_id=transfer.id,
+            amount=transfer.amount,
+            currency=transfer.currency,
+        )
+
     async def _post(self, request_id: str, amount: int | None) -> None:
         await self._ledger.post(
             transfer_id=post_id(request_id), pending_id=reserve_id(request_id), amount=amount
@@ -163,4 +194,5 @@ class RefundActivities:
             self.fetch_refund,
             self.post_refund,
             self.void_reservation,
+            self.compensate_refund,
         ]

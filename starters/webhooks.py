@@ -9,6 +9,7 @@ by the application's body limit before this code runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import RefundError
@@ -38,8 +41,17 @@ from starters.cli_support import describe_validation_error
 from starters.client import start_refund, workflow_id
 from starters.http_errors import ApiError
 from workers.settings import Settings
-from workflows.models import PaymentDisputed, Psp, RefundReason, RefundRequest
+from workflows.late_failure import RefundLateFailureWorkflow, late_failure_workflow_id
+from workflows.models import (
+    CompensateRefund,
+    PaymentDisputed,
+    Psp,
+    PspRefundStatus,
+    RefundReason,
+    RefundRequest,
+)
 from workflows.refund import RefundWorkflow
+from workflows.search_attributes import REFUND_STATUS
 
 log = logging.getLogger("refunds.webhooks")
 
@@ -131,15 +143,44 @@ async def _apply(
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise  # Temporal did not take it: answer 5xx so the provider retries
-        # Unknown, or already ended: nothing in flight to tell.
-        log.warning(
-            "event %s for %s: no running refund (%s)",
-            action.update.event_id,
-            handle.id,
-            exc.message,
-        )
-        return f"no running refund {handle.id}"
+        return await _after_the_refund_ended(client, task_queue, action)
     return f"told {handle.id}: {action.update.status.value}"
+
+
+async def _after_the_refund_ended(
+    client: Client, task_queue: str, action: RefundUpdateAction
+) -> str:
+    """A provider update for a refund no longer running: a failure after it succeeded books a
+    compensating transfer (once, by workflow ID); anything else has nothing left to change."""
+    name = workflow_id(action.request_id)
+    try:
+        ended = await client.get_workflow_handle(name).describe()
+    except RPCError as exc:
+        log.warning("event %s: no refund %s (%s)", action.update.event_id, name, exc.message)
+        return f"no refund {name}"
+    succeeded = ended.typed_search_attributes.get(REFUND_STATUS) == "SUCCEEDED"
+    if action.update.status is not PspRefundStatus.FAILED or not succeeded:
+        return f"{name} has ended: nothing to change"
+    update = action.update
+    failure = CompensateRefund(
+        request_id=action.request_id,
+        event_id=update.event_id,
+        psp_refund_id=update.psp_refund_id,
+        amount=update.amount,
+        currency=update.currency,
+        failure_reason=update.failure_reason,
+    )
+    # Recorded already when the ID exists: the provider is delivering the same failure again.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            RefundLateFailureWorkflow.run,
+            failure,
+            id=late_failure_workflow_id(action.request_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    return f"late failure of {name} recorded"
 
 
 def receiver_for(client: Client, settings: Settings) -> APIRouter:

@@ -23,6 +23,7 @@ from activities.stripe_provider import StripeProvider
 from deploy.migrations import apply_migrations
 from workers.client import connect
 from workers.settings import Settings, SettingsError
+from workflows.late_failure import RefundLateFailureWorkflow
 from workflows.models import Psp
 from workflows.refund import RefundWorkflow
 
@@ -64,7 +65,7 @@ def refund_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[RefundWorkflow, *extra_workflows],
+        workflows=[RefundWorkflow, RefundLateFailureWorkflow, *extra_workflows],
         activities=list(activities),
         activity_executor=ThreadPoolExecutor(max_workers=8),
         # On SIGTERM, running activities get this long to finish before they are cancelled.

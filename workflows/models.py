@@ -274,3 +274,21 @@ class PaymentDisputed(BaseModel):
 
     event_id: str
     dispute_id: str
+
+
+class CompensateRefund(BaseModel):
+    """A refund the provider failed after it had succeeded (and the ledger had posted it)."""
+
+    request_id: str
+    event_id: str
+    psp_refund_id: str
+    amount: int
+    currency: str
+    failure_reason: str | None = None
+
+
+class LateFailureResult(BaseModel):
+    request_id: str
+    compensation_transfer_id: str | None  # None when the refund had never been posted
+    amount: int
+    currency: str

@@ -313,3 +313,45 @@ async def test_a_dispute_rejects_the_refunds_of_that_payment_still_in_review(
     assert await refunds_at_provider(stripe_base, payment) == []
     position = await Ledger(ledger_db).payment_position(f"stripe:{payment}")
     assert position is not None and (position.reserved, position.refunded) == (0, 0)
+
+
+async def test_a_failure_after_success_books_one_compensating_transfer(
+    receiver: tuple[httpx.AsyncClient, str],
+    dev_env: WorkflowEnvironment,
+    ledger_db: asyncpg.Pool,
+    stripe_base: str,
+) -> None:
+    http, queue = receiver
+    client = dev_env.client
+    payment = await paid(stripe_base, 2600)
+    request = refund_request(payment)
+    result = await (await start_refund(client, request, queue)).result()
+    assert result.status is RefundStatus.SUCCEEDED and result.psp_refund_id
+    refund = (
+        await shop_client(stripe_base, SANDBOX_KEY).v1.refunds.retrieve_async(result.psp_refund_id)
+    ).to_dict()
+    event = json.dumps(
+        {
+            "id": "evt_late_1",
+            "type": "refund.failed",
+            "data": {
+                "object": refund
+                | {"status": "failed", "failure_reason": "expired_or_canceled_card"}
+            },
+        }
+    ).encode()
+    signed = {"Stripe-Signature": stripe_signed(event, STRIPE_SECRET)}
+    answers = await asyncio.gather(
+        *(http.post("/webhooks/stripe", content=event, headers=signed) for _ in range(10))
+    )
+    assert {a.status_code for a in answers} == {200}
+    assert "late failure" in answers[0].text
+    late = await client.get_workflow_handle(f"refund-{request.request_id}-late-failure").result()
+
+    assert late["compensation_transfer_id"] == f"refund-{request.request_id}:late-failure"
+    ledger = Ledger(ledger_db)
+    kinds = sorted(t.kind for t in await ledger.transfers_for_refund(request.request_id))
+    assert kinds == ["pending", "post", "single"]
+    balances = {(b.account, b.currency): b.balance for b in await ledger.balances()}
+    assert balances.get(("merchant:refunds", "USD"), 0) == 0, "the refund was booked back"
+    assert await ledger.verify() == []
