@@ -10,8 +10,8 @@ import sys
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
-from starters.http_server import serve_http
 from starters.webhooks import webhook_router
+from tests.support.http import served_api
 from tests.support.stack import running_worker
 from workers.settings import Settings, parse_api_tokens
 
@@ -27,13 +27,7 @@ async def test_no_generated_request_gets_a_server_error(
             api_tokens=parse_api_tokens("t-admin:admin:ops", "REFUNDS_API_TOKENS"),
         )
         routers = [webhook_router(client, queue, ["whsec_schema"], ["shop_schema"])]
-        stop, up = asyncio.Event(), asyncio.Queue[str]()
-        server = asyncio.create_task(
-            serve_http(settings, client, stop, listening=up.put_nowait, routers=routers)
-        )
-        try:
-            async with asyncio.timeout(10):
-                base_url = await up.get()
+        async with served_api(client, settings, routers) as base_url:
             run = await asyncio.to_thread(
                 subprocess.run,
                 [
@@ -59,9 +53,6 @@ async def test_no_generated_request_gets_a_server_error(
                 text=True,
                 timeout=240,
             )
-        finally:
-            stop.set()
-            await server
 
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "Tested: 8" in run.stdout, run.stdout[-2000:]  # every operation was exercised

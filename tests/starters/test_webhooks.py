@@ -21,9 +21,9 @@ from activities.ledger import Ledger
 from activities.stripe_provider import StripeProvider
 from deploy.sandboxes.stripe_shop import create_payment, shop_client
 from starters.client import refund_handle, start_refund
-from starters.http_server import serve_http
 from starters.webhooks import FraudWarningPolicy, webhook_router
 from tests.activities.test_webhook_verification import stripe_signed
+from tests.support.http import served_api
 from tests.support.stack import SANDBOX_KEY, running_worker
 from tests.workflows.review_support import paid, reach, refunds_at_provider
 from tests.workflows.test_refund_paths import refund_request
@@ -49,18 +49,11 @@ async def receiver(
             "refund", {Psp.STRIPE: StripeProvider(SANDBOX_KEY, stripe_base)}
         )
         routers = [webhook_router(client, queue, [STRIPE_SECRET], [SHOP_SECRET], warnings)]
-        stop, up = asyncio.Event(), asyncio.Queue[str]()
-        server = asyncio.create_task(
-            serve_http(settings, client, stop, listening=up.put_nowait, routers=routers)
-        )
-        try:
-            async with asyncio.timeout(10):
-                base_url = await up.get()
-            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-                yield http, queue
-        finally:
-            stop.set()
-            await server
+        async with (
+            served_api(client, settings, routers) as base_url,
+            httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+        ):
+            yield http, queue
 
 
 def shop_event(event_id: str, data: dict[str, Any], kind: str = "refund.requested") -> bytes:
