@@ -19,7 +19,7 @@ from typing import Protocol
 
 from deploy.local.temporal_server import TemporalDevServer
 from deploy.sandboxes.faults import SandboxFaults
-from deploy.sandboxes.stripe_sandbox import StripeSandbox
+from deploy.sandboxes.stripe_sandbox import StripeSandbox, settle_after_from_env
 
 
 @dataclass(frozen=True)
@@ -156,9 +156,12 @@ class LocalStack:
             database_url = str(started[1])
         if sandbox_needed:
             secret = (self.settings.stripe_webhook_secret or "").split(",")[0].strip()
+            settle_after = settle_after_from_env(os.environ)  # REFUNDS_SANDBOX_SETTLE_AFTER
             sandbox = StripeSandbox(
                 faults=SandboxFaults.from_env(os.environ),
                 state_file=self.state_dir / "stripe-sandbox.json",
+                pending_refund_seconds=settle_after,
+                late_failure_seconds=settle_after,
                 webhook_url=receiver_url(self.settings.http_address) if secret else None,
                 webhook_secret=secret or None,
             )

@@ -34,7 +34,7 @@ class CardBehaviour:
     decline_code: str | None = None  # the issuer reason, e.g. insufficient_funds
     message: str = "Your card was declined."
     disputed: bool = False
-    refunds: str = "succeed"  # succeed | fail | pending
+    refunds: str = "succeed"  # succeed | fail | pending | late_fail
 
 
 def _declined(decline_code: str, message: str = "Your card was declined.") -> CardBehaviour:
@@ -65,6 +65,10 @@ TEST_PAYMENT_METHODS: dict[str, CardBehaviour] = {
     "pm_card_createDispute": CardBehaviour(disputed=True),
     "pm_card_refundFail": CardBehaviour(refunds="fail"),
     "pm_card_pendingRefund": CardBehaviour(refunds="pending"),
+    # Sandbox-only, no Stripe test card does this on its own: Stripe warns that a refund can
+    # "appear successful at first" and fail later (refund.updated, refund.failed). Its refunds
+    # are created succeeded and fail `late_failure_seconds` later with expired_or_canceled_card.
+    "pm_card_refundLateFail": CardBehaviour(refunds="late_fail"),
 }
 
 CANCELABLE = (

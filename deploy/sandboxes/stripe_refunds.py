@@ -4,9 +4,11 @@ This is what the refund service is built against, so the rules matter more than 
 what remains refundable, what a disputed or uncaptured payment answers, and refunds whose
 final status arrives later (`pm_card_refundFail`: pending, then failed with
 `expired_or_canceled_card` from the next request on; `pm_card_pendingRefund`: pending until
-`pending_refund_seconds` pass or a test settles it through `/_sandbox/refunds/{id}/settle`).
-Due refunds settle on every request and on the sandbox's own timer, so one nobody polls still
-settles; each change is announced through `emit` (Stripe's webhook events) when one is set.
+`pending_refund_seconds` pass or a test settles it through `/_sandbox/refunds/{id}/settle`;
+`pm_card_refundLateFail`, sandbox-only, see `stripe_payments`: succeeded, then failed
+`late_failure_seconds` later). Due refunds settle on every request and on the sandbox's own
+timer, so one nobody polls still settles; each change is announced through `emit` (Stripe's
+webhook events) when one is set.
 """
 
 from __future__ import annotations
@@ -45,10 +47,13 @@ class Refunds:
         payments: Payments,
         pending_refund_seconds: float = 10.0,
         emit: Emit | None = None,
+        *,
+        late_failure_seconds: float = 10.0,
     ) -> None:
         self.state = state
         self.payments = payments
         self.pending_refund_seconds = pending_refund_seconds
+        self.late_failure_seconds = late_failure_seconds
         self.emit = emit  # announces changes as Stripe events (webhooks), when set
 
     def refund(self, refund_id: str) -> Refund:
@@ -96,6 +101,10 @@ class Refunds:
         elif charge.refund_behaviour == "pending":
             refund.status, refund.settles_to = "pending", "succeeded"
             refund.settles_at = time.time() + self.pending_refund_seconds
+        elif charge.refund_behaviour == "late_fail":
+            # Succeeded now, as far as anyone can tell; the card network rejects it later.
+            refund.settles_to = "failed"
+            refund.settles_at = time.time() + self.late_failure_seconds
         before = charge.to_api()
         self.state.refunds[refund.id] = refund
         charge.amount_refunded += amount
@@ -183,12 +192,13 @@ class Refunds:
         return ids.index(refund_id)
 
     def settle_due(self, at: float | None = None) -> bool:
-        """Move pending refunds whose time has come to their final status; True if any did."""
+        """Move refunds whose time has come to their final status (pending ones, and succeeded
+        ones of `pm_card_refundLateFail` to failed); True if any did."""
         moment = time.time() if at is None else at
         due = [
             refund
             for refund in self.state.refunds.values()
-            if refund.status == "pending"
+            if refund.status in ("pending", "succeeded")
             and refund.settles_at is not None
             and refund.settles_at <= moment
         ]

@@ -19,12 +19,17 @@ import logging
 import os
 import signal
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
 
-from deploy.sandboxes.faults import SandboxFaults, add_fault_routes, fault_middleware
+from deploy.sandboxes.faults import (
+    SandboxFaults,
+    add_fault_routes,
+    fault_middleware,
+    parse_duration,
+)
 from deploy.sandboxes.stripe_errors import StripeApiError, fault_body, invalid
 from deploy.sandboxes.stripe_objects import SandboxState
 from deploy.sandboxes.stripe_payments import Payments
@@ -35,7 +40,22 @@ from deploy.sandboxes.stripe_webhooks import FRAUD_TYPES, Webhooks, early_fraud_
 DEFAULT_PORT = 12111
 SAVE_EVERY_SECONDS = 0.5
 SETTLE_EVERY_SECONDS = 0.5  # how often due pending refunds settle when nobody asks
+SETTLE_AFTER_ENV_VAR = "REFUNDS_SANDBOX_SETTLE_AFTER"
+DEFAULT_SETTLE_AFTER_SECONDS = 10.0
 log = logging.getLogger(__name__)
+
+
+def settle_after_from_env(environ: Mapping[str, str]) -> float:
+    """Seconds from `REFUNDS_SANDBOX_SETTLE_AFTER` (`10s`, `2m`, `300ms`; default 10s): how
+    long a `pm_card_pendingRefund` refund stays pending and a `pm_card_refundLateFail` one
+    stays succeeded before it fails."""
+    text = environ.get(SETTLE_AFTER_ENV_VAR, "").strip()
+    if not text:
+        return DEFAULT_SETTLE_AFTER_SECONDS
+    try:
+        return parse_duration(text)
+    except ValueError as problem:
+        raise ValueError(f"{SETTLE_AFTER_ENV_VAR}: {problem}") from None
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -58,7 +78,9 @@ class StripeSandbox:
     """The server. `faults` can be changed while it runs (`sandbox.faults.script(...)`).
 
     With both `webhook_url` and `webhook_secret`, events go to that URL (faults never apply
-    to them); `webhooks` holds the delivery log of the current run.
+    to them); `webhooks` holds the delivery log of the current run. `pending_refund_seconds`
+    is how long a `pm_card_pendingRefund` refund stays pending, `late_failure_seconds` how long
+    a `pm_card_refundLateFail` refund stays succeeded before it fails.
     """
 
     def __init__(
@@ -67,12 +89,14 @@ class StripeSandbox:
         state_file: Path | None = None,
         *,
         pending_refund_seconds: float = 10.0,
+        late_failure_seconds: float = 10.0,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
     ) -> None:
         self.faults = faults if faults is not None else SandboxFaults()
         self.state_file = state_file
         self.pending_refund_seconds = pending_refund_seconds
+        self.late_failure_seconds = late_failure_seconds
         self.webhook_url, self._webhook_secret = webhook_url, webhook_secret
         self.webhooks = Webhooks(webhook_url, webhook_secret)  # checks the pair early
         self.state = SandboxState()
@@ -91,7 +115,13 @@ class StripeSandbox:
         webhooks = self.webhooks = Webhooks(self.webhook_url, self._webhook_secret)
         emit = webhooks.emit if webhooks.enabled else None
         payments = Payments(self.state, emit)
-        refunds = Refunds(self.state, payments, self.pending_refund_seconds, emit)
+        refunds = Refunds(
+            self.state,
+            payments,
+            self.pending_refund_seconds,
+            emit,
+            late_failure_seconds=self.late_failure_seconds,
+        )
         # Faults outermost: a faulted answer made no change, a dropped one did (and tells).
         middlewares = [fault_middleware(self.faults, fault_body), webhooks.middleware()]
         app = web.Application(middlewares=middlewares)
@@ -191,6 +221,7 @@ async def _serve(args: argparse.Namespace, faults: SandboxFaults) -> None:
         faults,
         args.state_file,
         pending_refund_seconds=args.pending_refund_seconds,
+        late_failure_seconds=args.late_failure_seconds,
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
     )
@@ -212,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--state-file", type=Path, default=None)
     parser.add_argument("--pending-refund-seconds", type=float, default=10.0)
+    parser.add_argument("--late-failure-seconds", type=float, default=10.0)
     parser.add_argument("--webhook-url", default=None, help="where to POST signed events")
     parser.add_argument(
         "--webhook-secret",
