@@ -1,4 +1,4 @@
-"""Notices the refund workflow sends about itself: a log line, and a signed event."""
+"""Notices the refund workflow sends about itself: log lines and signed events."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from temporalio import activity
 from activities.errors import RefundError, to_application_error
 from activities.events import EventPublisher
 from workflows.currencies import format_amount
+from workflows.models import RefundOutcomeEvent
 from workflows.review_models import EscalateReview
 
 log = logging.getLogger("refunds.notifications")
@@ -39,5 +40,17 @@ class ReviewNotifications:
         except RefundError as error:
             raise to_application_error(error) from error
 
+    @activity.defn(name="publish_outcome")
+    async def publish_outcome(self, outcome: RefundOutcomeEvent) -> None:
+        """Tell subscribers how a refund ended; a stable event id lets them drop repeats."""
+        try:
+            await self._publisher.publish(
+                f"evt_{outcome.request_id}_{outcome.status.value.lower()}",
+                outcome.event_type,
+                outcome.model_dump(mode="json"),
+            )
+        except RefundError as error:
+            raise to_application_error(error) from error
+
     def all(self) -> list[Callable[..., Any]]:
-        return [self.escalate_review]
+        return [self.escalate_review, self.publish_outcome]

@@ -228,10 +228,12 @@ class RiskActivities:
         pool: asyncpg.Pool[asyncpg.Record],
         policy: RiskPolicy | None = None,
         model: RiskModel | None = None,
+        notify_outcomes: bool = False,
     ) -> None:
         self._pool = pool
         self._policy = policy or RiskPolicy()
         self._model = model
+        self._notify_outcomes = notify_outcomes  # subscribers want refund.* events
 
     @activity.defn(name="score_refund")
     async def score_refund(self, order: ScoreRefund) -> RiskAssessment:
@@ -248,6 +250,8 @@ class RiskActivities:
                 assessment = assessment.model_copy(
                     update={"decision": RiskDecision.REVIEW, "reasons": [*assessment.reasons, why]}
                 )
+            if self._notify_outcomes:
+                assessment = assessment.model_copy(update={"notify_outcomes": True})
             request, plan = order.request, order.plan
             await self._upsert(
                 request.request_id,

@@ -51,7 +51,9 @@ def worker_activities(
     """Every activity the refund workflow calls, over one ledger pool."""
     return [
         *RefundActivities(providers, Ledger(pool)).all(),
-        *RiskActivities(pool, policy, model).all(),
+        *RiskActivities(
+            pool, policy, model, notify_outcomes=bool(publisher and publisher.subscribers)
+        ).all(),
         *ReviewNotifications(publisher).all(),
     ]
 

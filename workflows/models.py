@@ -292,3 +292,23 @@ class LateFailureResult(BaseModel):
     compensation_transfer_id: str | None  # None when the refund had never been posted
     amount: int
     currency: str
+
+
+class RefundOutcomeEvent(BaseModel):
+    """What subscribers are told when a refund ends (``refund.succeeded``, ``.failed``,
+    ``.rejected``; EXPIRED and CANCELED go out as ``refund.rejected`` with their status)."""
+
+    request_id: str
+    status: RefundStatus
+    amount_refunded: int
+    currency: str
+    customer_id: str
+    psp_refund_id: str | None = None
+    reason: str | None = None
+
+    @property
+    def event_type(self) -> str:
+        return {
+            RefundStatus.SUCCEEDED: "refund.succeeded",
+            RefundStatus.FAILED: "refund.failed",
+        }.get(self.status, "refund.rejected")

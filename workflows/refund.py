@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         PspRefund,
         PspRefundStatus,
         RefundInput,
+        RefundOutcomeEvent,
         RefundPlan,
         RefundRequest,
         RefundResult,
@@ -85,6 +86,7 @@ class RefundWorkflow(ReviewHandlers):
         self._pushed: dict[str, PspRefund] = {}
         self._closing = False
         self._disputed: str | None = None
+        self._notify = False  # learned from the assessment: are there event subscribers?
         self._seen_events: set[str] = set()
 
     @workflow.run
@@ -124,6 +126,7 @@ class RefundWorkflow(ReviewHandlers):
         self._risk = RiskView(
             score=assessment.score, decision=assessment.decision.value, reasons=assessment.reasons
         )
+        self._notify = assessment.notify_outcomes
         if assessment.decision is RiskDecision.BLOCK:
             reasons = "; ".join(assessment.reasons)
             return await self._release(
@@ -266,6 +269,8 @@ class RefundWorkflow(ReviewHandlers):
             self._last_error = reason
         if status is not RefundStatus.SUCCEEDED:
             await self._record_outcome()
+        if status is not RefundStatus.SUCCEEDED or self._notify:
+            await self._announce(status, reason)
         updates: list[SearchAttributeUpdate[Any]] = [sa.REFUND_STATUS.value_set(status.value)]
         if not self._invalid:  # set here too: a client may start without search attributes
             updates.append(sa.PSP.value_set(self._request.psp.value))
@@ -286,6 +291,23 @@ class RefundWorkflow(ReviewHandlers):
             reason=reason,
             risk=self._risk,
         )
+
+    async def _announce(self, status: RefundStatus, reason: str | None) -> None:
+        """Signed refund.* event to subscribers; a subscriber's trouble never changes the
+        outcome (after retries the notice is given up and logged)."""
+        outcome = RefundOutcomeEvent(
+            request_id=self._request.request_id,
+            status=status,
+            amount_refunded=self._amount_refunded,
+            currency=self._request.currency,
+            customer_id=self._request.customer_id,
+            psp_refund_id=self._psp_refund_id,
+            reason=reason,
+        )
+        try:
+            await local_step("publish_outcome", outcome, type(None), give_up_after=NOTICE_TRIES)
+        except StepFailed as failed:
+            workflow.logger.warning("refund outcome event not delivered: %s", failed)
 
     async def _record_outcome(self) -> None:
         """Keep a refusal for later risk scoring (successes are in the ledger already)."""

@@ -42,6 +42,8 @@ class RiskAssessment(BaseModel):
     escalate_after_s: int = Field(default=4 * 3600, gt=0)
     expire_after_s: int = Field(default=72 * 3600, gt=0)
     scored_by: str = "rules"  # "rules" or "model:<file name>"
+    # Event subscribers are configured: announce the outcome (one more action on success).
+    notify_outcomes: bool = False
 
 
 class RecordOutcome(BaseModel):

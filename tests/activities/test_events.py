@@ -7,11 +7,17 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from aiohttp import web
+from temporalio.testing import WorkflowEnvironment
 
 from activities.events import SIGNATURE_HEADER, EventPublisher
 from activities.notifications import ReviewNotifications
+from starters.client import start_refund
+from tests.support.stack import running_worker
+from tests.workflows.review_support import paid
+from tests.workflows.test_refund_paths import refund_request
 from workflows.review_models import EscalateReview
 
 SECRET = "whsec_test_events"
@@ -86,3 +92,33 @@ async def test_a_subscriber_that_fails_makes_the_notice_retry(
 def test_subscribers_without_a_secret_are_refused() -> None:
     with pytest.raises(ValueError, match="REFUNDS_EVENTS_SECRET"):
         EventPublisher(["http://127.0.0.1:1/hooks"], None)
+
+
+async def test_refund_outcomes_reach_subscribers_signed(
+    subscriber: tuple[str, list[web.Request], list[bytes]],
+    time_skipping_env: WorkflowEnvironment,
+    ledger_db: asyncpg.Pool,
+    stripe_base: str,
+) -> None:
+    base, requests, bodies = subscriber
+    publisher = EventPublisher([f"{base}/hooks"], SECRET)
+    payment = await paid(stripe_base, 3000)
+    client = time_skipping_env.client
+    async with running_worker(client, ledger_db, stripe_base, publisher=publisher) as queue:
+        ok = await (
+            await start_refund(client, refund_request(payment, amount=1000), queue)
+        ).result()
+        refused = await (
+            await start_refund(client, refund_request(payment, amount=0), queue)
+        ).result()
+
+    events = [json.loads(body) for body in bodies]
+    assert all(
+        verify(r.headers[SIGNATURE_HEADER], b) for r, b in zip(requests, bodies, strict=True)
+    )
+    assert [(e["type"], e["data"]["request_id"]) for e in events] == [
+        ("refund.succeeded", ok.request_id),
+        ("refund.rejected", refused.request_id),
+    ]
+    assert events[0]["data"]["amount_refunded"] == 1000
+    assert events[1]["data"]["reason"] == refused.reason
