@@ -13,7 +13,13 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ProviderNotSupported, RefundError, to_application_error
+from activities.disputes import DisputeRegistry
+from activities.errors import (
+    PaymentNotRefundable,
+    ProviderNotSupported,
+    RefundError,
+    to_application_error,
+)
 from activities.ledger import Ledger
 from activities.providers import PaymentProvider
 from workflows.models import (
@@ -60,9 +66,15 @@ def _as_application_errors() -> Iterator[None]:
 
 
 class RefundActivities:
-    def __init__(self, providers: Mapping[Psp, PaymentProvider], ledger: Ledger) -> None:
+    def __init__(
+        self,
+        providers: Mapping[Psp, PaymentProvider],
+        ledger: Ledger,
+        disputes: DisputeRegistry | None = None,
+    ) -> None:
         self._providers = providers
         self._ledger = ledger
+        self._disputes = disputes
 
     def _provider(self, psp: Psp) -> PaymentProvider:
         provider = self._providers.get(psp)
@@ -86,6 +98,14 @@ class RefundActivities:
         debit, credit = ledger_accounts(payment.psp, plan)
         limit = payment.amount_authorized if plan.operation == "void" else payment.amount_captured
         with _as_application_errors():
+            dispute = (
+                await self._disputes.dispute_of(payment.payment_key) if self._disputes else None
+            )
+            if dispute:
+                raise PaymentNotRefundable(
+                    f"payment {payment.payment_id} is disputed ({dispute}): the dispute "
+                    "decides its money, a refund would pay the customer twice"
+                )
             await self._ledger.reserve(
                 transfer_id=reserve_id(order.request_id),
                 refund_id=order.request_id,

@@ -41,12 +41,14 @@ from starters.cli_support import describe_validation_error
 from starters.client import start_refund, workflow_id
 from starters.http_errors import ApiError
 from workers.settings import Settings
+from workflows.disputes import RecordDisputeWorkflow
 from workflows.late_failure import RefundLateFailureWorkflow, late_failure_workflow_id
 from workflows.models import (
     CompensateRefund,
     PaymentDisputed,
     Psp,
     PspRefundStatus,
+    RecordDispute,
     RefundReason,
     RefundRequest,
 )
@@ -135,7 +137,7 @@ async def _apply(
     if isinstance(action, EarlyFraudWarning):
         return await _refund_fraud_warning(client, task_queue, warnings, action)
     if isinstance(action, DisputeOpened):
-        return await _tell_refunds_in_review(client, action)
+        return await _tell_refunds_in_review(client, task_queue, action)
     assert isinstance(action, RefundUpdateAction)
     handle = client.get_workflow_handle(workflow_id(action.request_id))
     try:
@@ -234,11 +236,23 @@ async def _refund_fraud_warning(
     return f"started {handle.id} for early fraud warning {warning.warning_id}"
 
 
-async def _tell_refunds_in_review(client: Client, dispute: DisputeOpened) -> str:
-    """Refunds of a disputed payment still in review end REJECTED (the dispute decides its
-    money); new refunds are refused at validation by the provider's own dispute flag."""
+async def _tell_refunds_in_review(client: Client, task_queue: str, dispute: DisputeOpened) -> str:
+    """Mark the payment disputed (no new refund of it is reserved) and end its refunds still in
+    review as REJECTED: the dispute decides its money."""
     if not dispute.payment_ids:
         return f"ignored {dispute.event_id}: a dispute without a payment"
+    mark = RecordDispute(
+        dispute_id=dispute.dispute_id,
+        payment_keys=[f"{Psp.STRIPE.value}:{payment_id}" for payment_id in dispute.payment_ids],
+    )
+    await client.start_workflow(  # one per dispute: a repeated webhook joins it
+        RecordDisputeWorkflow.run,
+        mark,
+        id=f"payment-dispute-{dispute.dispute_id}",
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
     ids = ", ".join(json.dumps(payment_id) for payment_id in dispute.payment_ids)
     query = f'PaymentId IN ({ids}) AND RefundStatus = "AWAITING_REVIEW"'
     told = []

@@ -13,6 +13,7 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.disputes import DisputeActivities, DisputeRegistry
 from activities.events import EventPublisher
 from activities.ledger import Ledger
 from activities.notifications import ReviewNotifications
@@ -23,6 +24,7 @@ from activities.stripe_provider import StripeProvider
 from deploy.migrations import apply_migrations
 from workers.client import connect
 from workers.settings import Settings, SettingsError
+from workflows.disputes import RecordDisputeWorkflow
 from workflows.late_failure import RefundLateFailureWorkflow
 from workflows.models import Psp
 from workflows.refund import RefundWorkflow
@@ -49,8 +51,10 @@ def worker_activities(
     publisher: EventPublisher | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity the refund workflow calls, over one ledger pool."""
+    disputes = DisputeRegistry(pool)
     return [
-        *RefundActivities(providers, Ledger(pool)).all(),
+        *RefundActivities(providers, Ledger(pool), disputes).all(),
+        *DisputeActivities(disputes).all(),
         *RiskActivities(
             pool, policy, model, notify_outcomes=bool(publisher and publisher.subscribers)
         ).all(),
@@ -67,7 +71,12 @@ def refund_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[RefundWorkflow, RefundLateFailureWorkflow, *extra_workflows],
+        workflows=[
+            RefundWorkflow,
+            RefundLateFailureWorkflow,
+            RecordDisputeWorkflow,
+            *extra_workflows,
+        ],
         activities=list(activities),
         activity_executor=ThreadPoolExecutor(max_workers=8),
         # On SIGTERM, running activities get this long to finish before they are cancelled.

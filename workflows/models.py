@@ -312,3 +312,8 @@ class RefundOutcomeEvent(BaseModel):
             RefundStatus.SUCCEEDED: "refund.succeeded",
             RefundStatus.FAILED: "refund.failed",
         }.get(self.status, "refund.rejected")
+
+
+class RecordDispute(BaseModel):
+    dispute_id: str
+    payment_keys: list[str]  # every ledger key the payment may be known by

@@ -304,6 +304,16 @@ async def test_a_dispute_rejects_the_refunds_of_that_payment_still_in_review(
     assert result.status is RefundStatus.REJECTED
     assert result.reason and "the payment was disputed (dp_1) during review" in result.reason
     assert await refunds_at_provider(stripe_base, payment) == []
+
+    # The payment is marked: a new refund of it is refused, though the provider's own
+    # payment object (a plain visa payment here) shows no dispute.
+    await client.get_workflow_handle("payment-dispute-dp_1").result()
+    for payment_id in (payment, charge):
+        again = await (
+            await start_refund(client, refund_request(payment_id, amount=100), queue)
+        ).result()
+        assert again.status is RefundStatus.REJECTED
+        assert again.reason and "is disputed (dp_1)" in again.reason
     position = await Ledger(ledger_db).payment_position(f"stripe:{payment}")
     assert position is not None and (position.reserved, position.refunded) == (0, 0)
 
