@@ -23,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
         PspRefund,
         PspRefundStatus,
         RefundInput,
-        RefundOutcomeEvent,
         RefundPlan,
         RefundRequest,
         RefundResult,
@@ -34,11 +33,10 @@ with workflow.unsafe.imports_passed_through():
         RiskView,
         SettleRefund,
     )
+    from workflows.notices import announce, escalate, record_outcome
     from workflows.review import ReviewBook, format_duration
     from workflows.review_handlers import ReviewHandlers, wait_until
     from workflows.review_models import (
-        EscalateReview,
-        RecordOutcome,
         RiskAssessment,
         RiskDecision,
         ScoreRefund,
@@ -53,10 +51,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.settlement import LedgerNotPosted, await_settlement
     from workflows.steps import StepFailed, local_step, provider_step
-
-
-# An overdue-review notice may not hold up the review: reviewers still decide meanwhile.
-NOTICE_TRIES = timedelta(seconds=30)
 
 
 @workflow.defn(name="RefundWorkflow")
@@ -167,7 +161,7 @@ class RefundWorkflow(ReviewHandlers):
             return book.decided or self._canceled_by is not None or self._disputed is not None
 
         if not await wait_until(settled, self._escalates_at):
-            await self._escalate(assessment, plan)
+            await escalate(self._request, assessment, plan)
             if not await wait_until(settled, self._deadline):
                 book.open = False
                 waited = format_duration(assessment.expire_after_s)
@@ -193,20 +187,6 @@ class RefundWorkflow(ReviewHandlers):
         # Leaving the queue: engineers filtering AWAITING_REVIEW must not see it any more.
         workflow.upsert_search_attributes([sa.REFUND_STATUS.value_set(self._status.value)])
         return None
-
-    async def _escalate(self, assessment: RiskAssessment, plan: RefundPlan) -> None:
-        notice = EscalateReview(
-            request_id=self._request.request_id,
-            customer_id=self._request.customer_id,
-            amount=plan.amount,
-            currency=plan.currency,
-            score=assessment.score,
-            waiting_s=assessment.escalate_after_s,
-        )
-        try:
-            await local_step("escalate_review", notice, type(None), give_up_after=NOTICE_TRIES)
-        except StepFailed as failed:  # a missed notice must not decide the refund
-            workflow.logger.warning("review escalation notice failed: %s", failed)
 
     async def _reverse(
         self, request: RefundRequest, payment: PaymentSnapshot, plan: RefundPlan
@@ -268,9 +248,11 @@ class RefundWorkflow(ReviewHandlers):
         if reason:
             self._last_error = reason
         if status is not RefundStatus.SUCCEEDED:
-            await self._record_outcome()
+            await record_outcome(self._request, self._payment, self._amount, status)
         if status is not RefundStatus.SUCCEEDED or self._notify:
-            await self._announce(status, reason)
+            await announce(
+                self._request, status, self._amount_refunded, self._psp_refund_id, reason
+            )
         updates: list[SearchAttributeUpdate[Any]] = [sa.REFUND_STATUS.value_set(status.value)]
         if not self._invalid:  # set here too: a client may start without search attributes
             updates.append(sa.PSP.value_set(self._request.psp.value))
@@ -291,38 +273,6 @@ class RefundWorkflow(ReviewHandlers):
             reason=reason,
             risk=self._risk,
         )
-
-    async def _announce(self, status: RefundStatus, reason: str | None) -> None:
-        """Signed refund.* event to subscribers; a subscriber's trouble never changes the
-        outcome (after retries the notice is given up and logged)."""
-        outcome = RefundOutcomeEvent(
-            request_id=self._request.request_id,
-            status=status,
-            amount_refunded=self._amount_refunded,
-            currency=self._request.currency,
-            customer_id=self._request.customer_id,
-            psp_refund_id=self._psp_refund_id,
-            reason=reason,
-        )
-        try:
-            await local_step("publish_outcome", outcome, type(None), give_up_after=NOTICE_TRIES)
-        except StepFailed as failed:
-            workflow.logger.warning("refund outcome event not delivered: %s", failed)
-
-    async def _record_outcome(self) -> None:
-        """Keep a refusal for later risk scoring (successes are in the ledger already)."""
-        outcome = RecordOutcome(
-            request_id=self._request.request_id,
-            customer_id=self._request.customer_id,
-            payment_key=self._payment.payment_key if self._payment else None,
-            amount=self._amount,
-            currency=self._request.currency,
-            status=self._status,
-        )
-        try:
-            await local_step("record_outcome", outcome, type(None))
-        except StepFailed as failed:  # history for scoring; the refund's outcome stands
-            workflow.logger.warning("could not record the outcome: %s", failed)
 
     @workflow.query
     def status(self) -> RefundView:

@@ -82,3 +82,14 @@ async def provider_step(name: str, arg: Any, result_type: type[T]) -> T:
     except ActivityError as error:
         raise step_failure(error) from error
     return result
+
+
+async def side_step(
+    name: str, arg: Any, failing_means: str, give_up_after: timedelta = timedelta(minutes=10)
+) -> None:
+    """A step the refund's outcome never depends on (a notice, a record for later scoring):
+    retried like any local step, then given up and logged."""
+    try:
+        await local_step(name, arg, type(None), give_up_after=give_up_after)
+    except StepFailed as failed:
+        workflow.logger.warning("%s: %s", failing_means, failed)
