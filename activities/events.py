@@ -80,7 +80,7 @@ def verify_signature(
     parts = [part.strip().partition("=") for part in header.split(",")]
     stamps = [value for key, _, value in parts if key == "t"]
     signatures = [value for key, _, value in parts if key == "v1"]
-    if len(stamps) != 1 or not stamps[0].isdigit() or not signatures:
+    if len(stamps) != 1 or not (stamps[0].isascii() and stamps[0].isdigit()) or not signatures:
         raise WebhookRejected(f"{SIGNATURE_HEADER} must be t=<unix seconds>,v1=<hex>")
     stamp = int(stamps[0])
     if abs(time.time() - stamp) > tolerance_s:

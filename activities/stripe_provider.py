@@ -225,7 +225,7 @@ def _verify_stripe_signature(
     if not signature:
         raise WebhookRejected("no Stripe-Signature header")
     stamps = [part[2:] for part in signature.split(",") if part.startswith("t=")]
-    if not stamps or not stamps[0].isdigit():
+    if not stamps or not (stamps[0].isascii() and stamps[0].isdigit()):
         raise WebhookRejected("the Stripe-Signature header has no timestamp")
     if int(stamps[0]) > time.time() + tolerance_s:
         raise WebhookRejected("the Stripe-Signature timestamp is in the future")
@@ -235,6 +235,8 @@ def _verify_stripe_signature(
             return
         except stripe.SignatureVerificationError as exc:
             failure = exc
+        except (UnicodeDecodeError, ValueError) as exc:  # a body that is not even UTF-8
+            raise WebhookRejected(f"Stripe signature not accepted: {exc}") from exc
     raise WebhookRejected(
         f"Stripe signature not accepted: {failure.user_message or failure}"
         if secrets

@@ -41,6 +41,7 @@ from starters.cli_support import describe_validation_error
 from starters.client import start_refund, workflow_id
 from starters.http_errors import ApiError
 from workers.settings import Settings
+from workers.worker import build_providers
 from workflows.disputes import RecordDisputeWorkflow
 from workflows.late_failure import RefundLateFailureWorkflow, late_failure_workflow_id
 from workflows.models import (
@@ -158,6 +159,8 @@ async def _after_the_refund_ended(
     try:
         ended = await client.get_workflow_handle(name).describe()
     except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise  # Temporal did not answer: 5xx, so the provider delivers it again
         log.warning("event %s: no refund %s (%s)", action.update.event_id, name, exc.message)
         return f"no refund {name}"
     succeeded = ended.typed_search_attributes.get(REFUND_STATUS) == "SUCCEEDED"
@@ -198,6 +201,7 @@ def receiver_for(client: Client, settings: Settings) -> APIRouter:
         settings.task_queue,
         settings.stripe_webhook_secrets,
         settings.shop_webhook_secrets,
+        FraudWarningPolicy(settings.efw_policy, build_providers(settings)),
     )
 
 
@@ -210,8 +214,9 @@ async def _refund_fraud_warning(
         log.info("early fraud warning %s ignored (REFUNDS_EFW_POLICY=ignore)", warning.warning_id)
         return f"ignored {warning.warning_id}: REFUNDS_EFW_POLICY=ignore"
     provider = policy.providers.get(Psp.STRIPE)
-    if provider is None:
-        raise ApiError(503, "early fraud warning: no Stripe adapter configured to read the payment")
+    if provider is None:  # a 5xx would have Stripe retry for days and disable the endpoint
+        log.error("early fraud warning %s: no Stripe adapter configured", warning.warning_id)
+        return f"ignored {warning.warning_id}: no Stripe adapter configured (STRIPE_API_KEY)"
     try:
         payment = await provider.fetch_payment(warning.payment_id)
     except RefundError as exc:

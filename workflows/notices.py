@@ -9,14 +9,17 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.models import (
+        CompensateRefund,
+        LateFailureResult,
         PaymentSnapshot,
+        PspRefund,
         RefundOutcomeEvent,
         RefundPlan,
         RefundRequest,
         RefundStatus,
     )
     from workflows.review_models import EscalateReview, RecordOutcome, RiskAssessment
-    from workflows.steps import side_step
+    from workflows.steps import StepFailed, local_step, side_step
 
 # A notice may not hold up the refund: reviewers still decide meanwhile.
 NOTICE_TRIES = timedelta(seconds=30)
@@ -70,3 +73,20 @@ async def record_outcome(
         status=status,
     )
     await side_step("record_outcome", outcome, "could not record the outcome")
+
+
+async def book_back(request: RefundRequest, failed: PspRefund) -> None:
+    """The provider failed the refund after it succeeded, while this workflow was closing:
+    book the posted refund back, as RefundLateFailureWorkflow does after it closed."""
+    failure = CompensateRefund(
+        request_id=request.request_id,
+        event_id=f"late-{failed.psp_refund_id}",
+        psp_refund_id=failed.psp_refund_id,
+        amount=failed.amount,
+        currency=failed.currency,
+        failure_reason=failed.failure_reason,
+    )
+    try:
+        await local_step("compensate_refund", failure, LateFailureResult)
+    except StepFailed as error:
+        workflow.logger.error("late failure of %s not booked: %s", request.request_id, error)

@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
         RiskView,
         SettleRefund,
     )
-    from workflows.notices import announce, escalate, record_outcome
+    from workflows.notices import announce, book_back, escalate, record_outcome
     from workflows.review import ReviewBook, format_duration
     from workflows.review_handlers import ReviewHandlers, wait_until
     from workflows.review_models import (
@@ -264,6 +264,10 @@ class RefundWorkflow(ReviewHandlers):
             updates.append(sa.RISK_SCORE.value_set(self._risk.score))
         workflow.upsert_search_attributes(updates)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        late = self._pushed.get(self._psp_refund_id or "")
+        if status is RefundStatus.SUCCEEDED and late and late.status is PspRefundStatus.FAILED:
+            self._last_error = f"failed at the provider after it succeeded: {late.failure_reason}"
+            await book_back(self._request, late)
         return RefundResult(
             request_id=self._request.request_id,
             status=status,

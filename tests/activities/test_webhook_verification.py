@@ -146,3 +146,84 @@ def test_an_actionable_early_fraud_warning_names_its_payment() -> None:
     assert action == EarlyFraudWarning("evt_w", "issfr_1", "pi_1")
     [stale] = stripe_webhook_actions(warning(False), stripe_signed(warning(False)), [SECRET])
     assert isinstance(stale, IgnoredEvent)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {
+            "type": "refund.updated",
+            "object": {
+                "id": "re_1",
+                "status": "failed",
+                "currency": "usd",
+                "amount": 12.9,
+                "metadata": {"refund_request_id": "r"},
+            },
+        },
+        {
+            "type": "refund.updated",
+            "object": {
+                "id": "re_1",
+                "status": "failed",
+                "currency": "usd",
+                "amount": True,
+                "metadata": {"refund_request_id": "r"},
+            },
+        },
+        {
+            "type": "refund.updated",
+            "object": {
+                "id": 7,
+                "status": "failed",
+                "currency": "usd",
+                "amount": 5,
+                "metadata": {"refund_request_id": "r"},
+            },
+        },
+        {
+            "type": "radar.early_fraud_warning.created",
+            "object": {"actionable": True, "charge": "ch_1"},
+        },
+        {"type": "charge.dispute.created", "object": {"charge": "ch_1"}},
+    ],
+    ids=[
+        "fractional amount",
+        "boolean amount",
+        "numeric id",
+        "warning without id",
+        "dispute without id",
+    ],
+)
+def test_signed_but_malformed_events_are_400_never_500(item: dict[str, object]) -> None:
+    payload = json.dumps(
+        {"id": "evt_x", "type": item["type"], "data": {"object": item["object"]}}
+    ).encode()
+    with pytest.raises(WebhookMalformed):
+        stripe_webhook_actions(payload, stripe_signed(payload), [SECRET])
+
+
+def test_odd_but_harmless_events_are_ignored() -> None:
+    for obj in (
+        {"id": "re_1", "status": "failed", "metadata": ["x"]},
+        {"id": "re_1", "status": "failed", "metadata": "x"},
+    ):
+        payload = json.dumps(
+            {"id": "evt_y", "type": "refund.updated", "data": {"object": obj}}
+        ).encode()
+        [action] = stripe_webhook_actions(payload, stripe_signed(payload), [SECRET])
+        assert isinstance(action, IgnoredEvent)
+    infinite = (
+        b'{"id": "evt_z", "type": "refund.updated", "data": {"object": {"amount": Infinity}}}'
+    )
+    [action] = stripe_webhook_actions(infinite, stripe_signed(infinite), [SECRET])
+    assert isinstance(action, IgnoredEvent)
+
+
+def test_unreadable_signatures_are_401_not_500() -> None:
+    with pytest.raises(WebhookRejected):
+        stripe_webhook_actions(b"{}", "t=\xb2,v1=ab", [SECRET])
+    with pytest.raises(WebhookRejected):
+        stripe_webhook_actions(b"\xff", stripe_signed(b"\xff"), [SECRET])
+    with pytest.raises(WebhookRejected):
+        verify_signature(b"{}", "t=\xb2,v1=ab", [SECRET])
