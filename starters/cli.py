@@ -12,11 +12,10 @@ import click
 from temporalio.service import RPCError, RPCStatusCode
 
 from starters.cli_support import emit, load_settings, one_line_errors, run_async
-from starters.client import refund_status, start_refund, workflow_id
+from starters.client import refund_status, start_refund, visible_status, workflow_id
 from workers.client import connect
 from workers.logging_setup import configure_logging
 from workflows.models import Psp, RefundReason, RefundRequest, RefundResult
-from workflows.search_attributes import REFUND_STATUS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,9 +86,7 @@ async def start(request_file: str | None, wait: bool, as_json: bool, **fields: A
         result: RefundResult = await handle.result()
         emit(result, as_json, _describe_result(result))
         return
-    # Read from visibility, not a query: it answers even when no worker is running yet.
-    described = await handle.describe()
-    status = described.typed_search_attributes.get(REFUND_STATUS) or "RECEIVED"
+    status = await visible_status(handle)
     emit(
         {"id": request.request_id, "workflow_id": handle.id, "status": status},
         as_json,

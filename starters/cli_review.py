@@ -9,17 +9,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import click
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starters.cli_support import emit, load_settings, run_async
-from starters.client import refund_handle, workflow_id
+from starters.client import final_status, refund_handle, workflow_id
 from starters.review_queue import QueueEntry, review_queue
 from workers.client import connect
 from workflows.models import CancelRequest, RefundView
 from workflows.refund import RefundWorkflow
 from workflows.review_models import ApproveDecision, RejectDecision
-from workflows.search_attributes import REFUND_STATUS
 
 
 async def _decide(
@@ -32,7 +31,7 @@ async def _decide(
         why = refused.cause.message if refused.cause else str(refused)  # type: ignore[attr-defined]
         raise click.ClickException(f"{action} refused: {why}") from refused
     except RPCError as exc:
-        ended = await _final_status(client, request_id)
+        ended = await final_status(client, request_id)
         if ended:
             raise click.ClickException(f"{action} refused: the refund has ended ({ended})") from exc
         if exc.status == RPCStatusCode.NOT_FOUND:
@@ -40,17 +39,6 @@ async def _decide(
                 f"no refund {request_id} ({workflow_id(request_id)})"
             ) from exc
         raise
-
-
-async def _final_status(client: Client, request_id: str) -> str | None:
-    """The final status of a refund whose workflow has closed, else None (from visibility)."""
-    try:
-        described = await refund_handle(client, request_id).describe()
-    except RPCError:
-        return None
-    if described.status in (None, WorkflowExecutionStatus.RUNNING):
-        return None
-    return described.typed_search_attributes.get(REFUND_STATUS) or described.status.name
 
 
 def _describe(view: RefundView) -> str:

@@ -7,9 +7,10 @@ rather than refunding twice.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -17,6 +18,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from workflows import search_attributes as sa
 from workflows.models import RefundRequest, RefundResult, RefundStatus, RefundView
@@ -67,3 +69,25 @@ def refund_handle(client: Client, request_id: str) -> RefundHandle:
 
 async def refund_status(client: Client, request_id: str) -> RefundView:
     return await refund_handle(client, request_id).query(RefundWorkflow.status)
+
+
+async def visible_status(
+    handle: WorkflowHandle[Any, Any], rpc_timeout: timedelta | None = None
+) -> str:
+    """The refund's status from visibility (the RefundStatus search attribute), not a query:
+    it answers even when no worker is running."""
+    described = await handle.describe(rpc_timeout=rpc_timeout)
+    return described.typed_search_attributes.get(sa.REFUND_STATUS) or RefundStatus.RECEIVED.value
+
+
+async def final_status(
+    client: Client, request_id: str, rpc_timeout: timedelta | None = None
+) -> str | None:
+    """The final status of a refund whose workflow has closed, else None (from visibility)."""
+    try:
+        described = await refund_handle(client, request_id).describe(rpc_timeout=rpc_timeout)
+    except RPCError:
+        return None
+    if described.status in (None, WorkflowExecutionStatus.RUNNING):
+        return None
+    return described.typed_search_attributes.get(sa.REFUND_STATUS) or described.status.name

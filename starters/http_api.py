@@ -47,10 +47,17 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Response
 from fastapi.responses import HTMLResponse
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters.client import RefundHandle, refund_handle, start_refund, workflow_id
+from starters.client import (
+    RefundHandle,
+    final_status,
+    refund_handle,
+    start_refund,
+    visible_status,
+    workflow_id,
+)
 from starters.http_auth import Caller, TokenAuth, allowed
 from starters.http_docs import DOCS_HTML
 from starters.http_errors import (
@@ -73,7 +80,6 @@ from workers.settings import Settings, SettingsError
 from workflows.models import CancelRequest, RefundRequest, RefundView
 from workflows.refund import RefundWorkflow
 from workflows.review_models import ApproveDecision, RejectDecision
-from workflows.search_attributes import REFUND_STATUS
 
 TEMPORAL_TIMEOUT = timedelta(seconds=15)
 NO_TOKENS = (
@@ -166,9 +172,7 @@ def _add_refund_routes(app: FastAPI, client: Client, task_queue: str) -> None:
         fields = body.model_dump() | {"request_id": request_id, "requested_by": caller.identity}
         request = RefundRequest.model_validate(fields)
         handle = await start_refund(client, request, task_queue)
-        # Visibility, not a query: it answers even when no worker is running yet.
-        described = await handle.describe(rpc_timeout=TEMPORAL_TIMEOUT)
-        status = described.typed_search_attributes.get(REFUND_STATUS) or "RECEIVED"
+        status = await visible_status(handle, TEMPORAL_TIMEOUT)
         response.headers["Location"] = f"/v1/refunds/{request_id}"
         return CreatedRefund(id=request_id, workflow_id=handle.id, status=status)
 
@@ -229,7 +233,7 @@ def _add_decision_routes(app: FastAPI, client: Client) -> None:
             why = getattr(refused.cause, "message", None) or str(refused.cause or refused)
             raise ApiError(409, f"{action} refused: {why}", "refused") from refused
         except RPCError as exc:
-            ended = await _final_status(client, request_id)
+            ended = await final_status(client, request_id, TEMPORAL_TIMEOUT)
             if ended:
                 raise ApiError(
                     409, f"{action} refused: the refund has ended ({ended})", "ended"
@@ -296,14 +300,3 @@ def _add_decision_routes(app: FastAPI, client: Client) -> None:
                 RefundWorkflow.cancel_refund, order, rpc_timeout=TEMPORAL_TIMEOUT
             ),
         )
-
-
-async def _final_status(client: Client, request_id: str) -> str | None:
-    """The final status of a refund whose workflow has closed, else None (from visibility)."""
-    try:
-        described = await refund_handle(client, request_id).describe(rpc_timeout=TEMPORAL_TIMEOUT)
-    except RPCError:
-        return None
-    if described.status in (None, WorkflowExecutionStatus.RUNNING):
-        return None
-    return described.typed_search_attributes.get(REFUND_STATUS) or described.status.name
