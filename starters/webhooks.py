@@ -85,7 +85,7 @@ def webhook_router(
                 body, request.headers.get("Stripe-Signature"), stripe_secrets
             )
         )
-        done = [await _apply(client, task_queue, warnings, action) for action in actions]
+        done = [await apply_action(client, task_queue, warnings, action) for action in actions]
         return {"received": True, "done": done}
 
     @router.post("/webhooks/shop", summary="Shop and ERP events (Refunds-Signature)")
@@ -129,7 +129,7 @@ def _shop_event(body: bytes) -> dict[str, Any]:
     return event
 
 
-async def _apply(
+async def apply_action(
     client: Client, task_queue: str, warnings: FraudWarningPolicy, action: WebhookAction
 ) -> str:
     if isinstance(action, IgnoredEvent):

@@ -12,6 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from activities.risk import RiskPolicy, RiskPolicyError
+from workers.provider_settings import (
+    DEFAULT_RATE_LIMITS,
+    AdyenSettings,
+    PayPalSettings,
+    ProviderSettingsError,
+    rate_limits_from_env,
+    worker_queues_from_text,
+)
+from workflows.models import Psp
 
 
 class SettingsError(Exception):
@@ -48,6 +57,12 @@ class Settings:
     events_secret: str | None = field(default=None, repr=False)
     http_address: str = "127.0.0.1:8000"
     api_tokens: tuple[ApiToken, ...] = field(default=(), repr=False)
+    paypal: PayPalSettings = field(default_factory=PayPalSettings)
+    adyen: AdyenSettings = field(default_factory=AdyenSettings)
+    provider_rate_limits: Mapping[Psp, float] = field(
+        default_factory=lambda: dict(DEFAULT_RATE_LIMITS)
+    )
+    worker_queues: tuple[str, ...] = ("refunds", "stripe", "paypal", "adyen")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +72,15 @@ class Settings:
             value = env.get(name, "").strip()
             return value or default
 
+        try:
+            providers: dict[str, object] = {
+                "paypal": PayPalSettings.from_env(env),
+                "adyen": AdyenSettings.from_env(env),
+                "provider_rate_limits": rate_limits_from_env(env),
+                "worker_queues": worker_queues_from_text(env.get("REFUNDS_WORKER_QUEUES")),
+            }
+        except ProviderSettingsError as exc:
+            raise SettingsError(str(exc)) from exc
         settings = cls(
             temporal_address=text("TEMPORAL_ADDRESS", cls.temporal_address) or "",
             temporal_namespace=text("TEMPORAL_NAMESPACE", cls.temporal_namespace) or "",
@@ -78,6 +102,7 @@ class Settings:
             events_secret=text("REFUNDS_EVENTS_SECRET"),
             http_address=text("REFUNDS_HTTP_ADDRESS", cls.http_address) or "",
             api_tokens=_api_tokens(env),
+            **providers,  # type: ignore[arg-type]
         )
         settings.check()
         return settings
@@ -196,18 +221,47 @@ def parse_api_tokens(text: str, variable: str) -> tuple[ApiToken, ...]:
 SANDBOX_STRIPE_KEY = "sk_test_sandbox"
 
 
+SANDBOX_PAYPAL_CLIENT = ("sandbox-client", "sandbox-secret")
+SANDBOX_ADYEN_KEY = ("AQE_sandbox_key", "RefundsSandboxECOM")
+
+
 def settings_for_stack(
-    settings: Settings, temporal_address: str, database_url: str, stripe_api_base: str | None
+    settings: Settings,
+    temporal_address: str,
+    database_url: str,
+    stripe_api_base: str | None,
+    paypal_api_base: str | None = None,
+    adyen_checkout_base: str | None = None,
 ) -> Settings:
-    """``settings`` pointed at a running local stack (the sandbox key when it serves Stripe)."""
+    """``settings`` pointed at a running local stack (sandbox credentials for the providers
+    whose sandbox it runs)."""
     stripe_key = settings.stripe_api_key
     if stripe_api_base and not stripe_key:
         stripe_key = SANDBOX_STRIPE_KEY
+    paypal, adyen = settings.paypal, settings.adyen
+    if paypal_api_base:
+        client_id, secret = SANDBOX_PAYPAL_CLIENT
+        paypal = replace(
+            paypal,
+            api_base=paypal_api_base,
+            client_id=paypal.client_id or client_id,
+            client_secret=paypal.client_secret or secret,
+        )
+    if adyen_checkout_base:
+        key, account = SANDBOX_ADYEN_KEY
+        adyen = replace(
+            adyen,
+            checkout_base=adyen_checkout_base,
+            api_key=adyen.api_key or key,
+            merchant_account=adyen.merchant_account or account,
+        )
     return settings.with_overrides(
         temporal_address=temporal_address,
         database_url=database_url,
         stripe_api_base=stripe_api_base or settings.stripe_api_base,
         stripe_api_key=stripe_key,
+        paypal=paypal,
+        adyen=adyen,
     )
 
 

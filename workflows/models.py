@@ -232,6 +232,9 @@ class PspRefund(BaseModel):
     amount: int
     currency: str
     failure_reason: str | None = None
+    # A provider with no status poll (Adyen) tells the outcome only by notification: the
+    # workflow then waits for it instead of polling, and escalates after this many seconds.
+    notification_only_escalate_after_s: int | None = None
 
 
 class FetchRefund(BaseModel):
