@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workflows.models import ProviderRefundUpdate
+from workflows.models import ProviderRefundUpdate, Psp
 
 
 class WebhookRejected(Exception):
@@ -43,6 +43,7 @@ class DisputeOpened:
     event_id: str
     dispute_id: str
     payment_ids: tuple[str, ...]  # every id the payment is known by (intent, charge)
+    psp: Psp = Psp.STRIPE
 
 
 @dataclass(frozen=True)

@@ -248,7 +248,7 @@ async def _tell_refunds_in_review(client: Client, task_queue: str, dispute: Disp
         return f"ignored {dispute.event_id}: a dispute without a payment"
     mark = RecordDispute(
         dispute_id=dispute.dispute_id,
-        payment_keys=[f"{Psp.STRIPE.value}:{payment_id}" for payment_id in dispute.payment_ids],
+        payment_keys=[f"{dispute.psp.value}:{payment_id}" for payment_id in dispute.payment_ids],
     )
     await client.start_workflow(  # one per dispute: a repeated webhook joins it
         RecordDisputeWorkflow.run,
