@@ -11,7 +11,7 @@ from temporalio import activity
 from activities.errors import RefundError, to_application_error
 from activities.events import EventPublisher
 from workflows.currencies import format_amount
-from workflows.models import RefundOutcomeEvent
+from workflows.models import RefundOutcomeEvent, SettlementOverdue
 from workflows.review_models import EscalateReview
 
 log = logging.getLogger("refunds.notifications")
@@ -40,6 +40,27 @@ class ReviewNotifications:
         except RefundError as error:
             raise to_application_error(error) from error
 
+    @activity.defn(name="escalate_settlement")
+    async def escalate_settlement(self, notice: SettlementOverdue) -> None:
+        """The provider took the refund but has not said how it ended: someone must look at
+        it in the provider's dashboard (money may or may not have moved)."""
+        log.warning(
+            "settlement overdue: refund %s (%s at %s, %s) has had no outcome for %.1fh",
+            notice.request_id,
+            format_amount(notice.amount, notice.currency),
+            notice.psp.value,
+            notice.psp_refund_id,
+            notice.waiting_s / 3600,
+        )
+        try:
+            await self._publisher.publish(
+                f"evt_{notice.request_id}_settlement_overdue",
+                "refund.settlement_overdue",
+                notice.model_dump(mode="json"),
+            )
+        except RefundError as error:
+            raise to_application_error(error) from error
+
     @activity.defn(name="publish_outcome")
     async def publish_outcome(self, outcome: RefundOutcomeEvent) -> None:
         """Tell subscribers how a refund ended; a stable event id lets them drop repeats."""
@@ -53,4 +74,4 @@ class ReviewNotifications:
             raise to_application_error(error) from error
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.escalate_review, self.publish_outcome]
+        return [self.escalate_review, self.escalate_settlement, self.publish_outcome]

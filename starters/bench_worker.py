@@ -31,7 +31,13 @@ from starters.processes import run_until_interrupted
 from workers.client import connect
 from workers.logging_setup import configure_logging
 from workers.settings import Settings, SettingsError
-from workers.worker import build_providers, ledger_pool, refund_worker, worker_activities
+from workers.worker import (
+    build_providers,
+    ledger_pool,
+    refund_workers,
+    running,
+    worker_activities,
+)
 from workflows.ceiling import CeilingWorkflow
 
 T = TypeVar("T")
@@ -173,14 +179,17 @@ async def serve(
     async with ledger_pool(settings.require_database_url()) as pool:
         # Every bench refund must be auto-approved: it measures the path without a human.
         never_review = RiskPolicy(review_score=101, review_above=10**15)
-        activities = worker_activities(build_providers(settings), pool, never_review)
-        worker = refund_worker(
+        providers = build_providers(settings, pool=pool)
+        activities = worker_activities(providers, pool, never_review)
+        workers = refund_workers(
             client,
             task_queue,
             [*activities, *([ceiling_activity] if with_ceiling else [])],
+            providers,
+            rate_limits=settings.provider_rate_limits,
             extra_workflows=[CeilingWorkflow] if with_ceiling else [],
         )
-        async with worker:
+        async with running(workers):
             print(f"{READY_LINE} on {task_queue} (pid {os.getpid()})", flush=True)
             await stop.wait()
 

@@ -26,16 +26,38 @@ def cli() -> None:
 
 
 @cli.command()
-def worker() -> None:
-    """Run a refund worker (polls REFUNDS_TASK_QUEUE until Ctrl-C)."""
+@click.option(
+    "--queues",
+    help="Which queues to poll, comma-separated: refunds (workflows, ledger), stripe, paypal, "
+    "adyen (each provider's calls). Default: REFUNDS_WORKER_QUEUES, or all.",
+)
+def worker(queues: str | None) -> None:
+    """Run a refund worker (polls REFUNDS_TASK_QUEUE and the providers' queues until Ctrl-C).
+
+    Each provider's calls run on their own queue (REFUNDS_TASK_QUEUE-stripe, -paypal, -adyen)
+    under a server-side rate limit (REFUNDS_PROVIDER_RATE_LIMITS, e.g. paypal=20): a slow or
+    throttled provider never holds up the others. A provider queue is polled only when its
+    credentials are configured.
+    """
     from starters.processes import run_until_interrupted
+    from workers.provider_settings import ProviderSettingsError, worker_queues_from_text
     from workers.worker import build_providers, run_worker
 
     settings = load_settings()
     with one_line_errors():
         settings.require_database_url()
         build_providers(settings, required=True)
-    click.echo(f"worker polling task queue {settings.task_queue!r} at {settings.temporal_address}")
+        if queues is not None:
+            try:
+                chosen = worker_queues_from_text(queues, "--queues")
+            except ProviderSettingsError as exc:
+                raise click.ClickException(str(exc)) from exc
+            settings = settings.with_overrides(worker_queues=chosen)
+    polled = ", ".join(
+        settings.task_queue if name == "refunds" else f"{settings.task_queue}-{name}"
+        for name in settings.worker_queues
+    )
+    click.echo(f"worker polling {polled} at {settings.temporal_address}")
     run_until_interrupted(lambda stop: run_worker(settings, stop))
 
 

@@ -36,7 +36,13 @@ def load_settings() -> Settings:
 def pointed_at(settings: Settings, stack: RunningStack) -> Settings:
     """The settings every client of a running local stack uses."""
     return settings_for_stack(
-        settings, stack.temporal_address, stack.database_url, stack.stripe_api_base
+        settings,
+        stack.temporal_address,
+        stack.database_url,
+        stack.stripe_api_base,
+        stack.paypal_api_base,
+        stack.adyen_checkout_base,
+        stack.paypal_webhook_certificate,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import click
 
@@ -28,6 +29,10 @@ def with_local_secrets(settings: Settings) -> Settings:
     return settings.with_overrides(
         stripe_webhook_secret=settings.stripe_webhook_secret or made.stripe_webhook_secret,
         shop_webhook_secret=settings.shop_webhook_secret or made.shop_webhook_secret,
+        paypal=replace(
+            settings.paypal, webhook_id=settings.paypal.webhook_id or made.paypal_webhook_id
+        ),
+        adyen=replace(settings.adyen, hmac_key=settings.adyen.hmac_key or made.adyen_hmac_key),
         api_tokens=settings.api_tokens
         or parse_api_tokens(made.api_tokens, "REFUNDS_API_TOKENS (made by the local stack)"),
     )

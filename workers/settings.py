@@ -232,6 +232,7 @@ def settings_for_stack(
     stripe_api_base: str | None,
     paypal_api_base: str | None = None,
     adyen_checkout_base: str | None = None,
+    paypal_webhook_certificate: str | None = None,
 ) -> Settings:
     """``settings`` pointed at a running local stack (sandbox credentials for the providers
     whose sandbox it runs)."""
@@ -246,6 +247,8 @@ def settings_for_stack(
             api_base=paypal_api_base,
             client_id=paypal.client_id or client_id,
             client_secret=paypal.client_secret or secret,
+            webhook_cert_file=paypal.webhook_cert_file
+            or (Path(paypal_webhook_certificate) if paypal_webhook_certificate else None),
         )
     if adyen_checkout_base:
         key, account = SANDBOX_ADYEN_KEY

@@ -237,6 +237,17 @@ class PspRefund(BaseModel):
     notification_only_escalate_after_s: int | None = None
 
 
+class SettlementOverdue(BaseModel):
+    """A provider that only notifies (Adyen) has not told a refund's outcome in time."""
+
+    request_id: str
+    psp: Psp
+    psp_refund_id: str
+    amount: int
+    currency: str
+    waiting_s: int
+
+
 class FetchRefund(BaseModel):
     psp: Psp
     psp_refund_id: str

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
         RefundPlan,
         RefundRequest,
         RefundStatus,
+        SettlementOverdue,
     )
     from workflows.review_models import EscalateReview, RecordOutcome, RiskAssessment
     from workflows.steps import StepFailed, local_step, side_step
@@ -35,6 +36,18 @@ async def escalate(request: RefundRequest, assessment: RiskAssessment, plan: Ref
         waiting_s=assessment.escalate_after_s,
     )
     await side_step("escalate_review", notice, "review escalation notice failed", NOTICE_TRIES)
+
+
+async def settlement_overdue(request: RefundRequest, pending: PspRefund, waited_s: int) -> None:
+    notice = SettlementOverdue(
+        request_id=request.request_id,
+        psp=request.psp,
+        psp_refund_id=pending.psp_refund_id,
+        amount=pending.amount,
+        currency=pending.currency,
+        waiting_s=waited_s,
+    )
+    await side_step("escalate_settlement", notice, "settlement escalation failed", NOTICE_TRIES)
 
 
 async def announce(

@@ -200,7 +200,7 @@ class RefundWorkflow(ReviewHandlers):
             idempotency_key=idempotency_key(request.request_id, plan.operation),
         )
         try:
-            outcome = await provider_step("reverse_at_provider", order, PspRefund)
+            outcome = await provider_step("reverse_at_provider", order, PspRefund, request.psp)
         except StepFailed as failed:
             return await self._release(_ended(failed), str(failed))
         self._psp_refund_id = outcome.psp_refund_id
@@ -209,7 +209,7 @@ class RefundWorkflow(ReviewHandlers):
             workflow.upsert_search_attributes([sa.REFUND_STATUS.value_set(self._status.value)])
             try:
                 outcome = await await_settlement(
-                    request, outcome, self._note_poll_failure, self._pushed.get
+                    request, outcome, self._note_settlement, self._pushed.get
                 )
             except LedgerNotPosted as unposted:
                 # Money moved; the books could not record it. Never void: finance posts it.
@@ -231,8 +231,8 @@ class RefundWorkflow(ReviewHandlers):
         self._amount_refunded = outcome.amount
         return await self._finish(RefundStatus.SUCCEEDED, None)
 
-    def _note_poll_failure(self, why: str) -> None:
-        self._last_error = f"settlement poll failed, will poll again: {why}"
+    def _note_settlement(self, why: str) -> None:
+        self._last_error = why
 
     async def _release(self, status: RefundStatus, reason: str) -> RefundResult:
         """Void the ledger reservation, then end: no money moved."""

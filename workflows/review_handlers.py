@@ -106,9 +106,18 @@ class ReviewHandlers:
             return
         self._seen_events.add(update.event_id)
         fits = update.currency == self._request.currency and update.amount <= (self._amount or 0)
-        if update.status is not PspRefundStatus.PENDING and fits:
-            # Kept by the provider's refund id: settlement takes only the one for its refund.
-            self._pushed.setdefault(update.psp_refund_id, update.as_outcome())
+        if update.status is PspRefundStatus.PENDING or not fits:
+            return
+        # Kept by the provider's refund id: settlement takes only the one for its refund. The
+        # first outcome stands, except a failure after success (a late failure: booked back).
+        known = self._pushed.get(update.psp_refund_id)
+        late_failure = (
+            known is not None
+            and known.status is PspRefundStatus.SUCCEEDED
+            and update.status is PspRefundStatus.FAILED
+        )
+        if known is None or late_failure:
+            self._pushed[update.psp_refund_id] = update.as_outcome()
 
     @workflow.signal(name="payment_disputed")
     def payment_disputed(self, dispute: PaymentDisputed) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -15,6 +15,8 @@ with workflow.unsafe.imports_passed_through():
         RefundRequest,
         SettleRefund,
     )
+    from workflows.notices import settlement_overdue
+    from workflows.review import format_duration
     from workflows.review_handlers import wait_until
     from workflows.steps import StepFailed, local_step, provider_step
 
@@ -41,6 +43,9 @@ async def await_settlement(
     """Wait until the refund settles either way: told by the provider's webhook (``pushed``,
     from the ``provider_update`` signal) or, failing that, by polling on durable timers."""
     deadline = workflow.now() + SETTLEMENT_GIVE_UP_AFTER
+    if pending.notification_only_escalate_after_s is not None:
+        outcome = await _await_notification(request, pending, deadline, pushed, note_failure)
+        return await _post_if_settled(request, outcome)
     outcome, wait = pending, SETTLEMENT_FIRST_POLL
     while outcome.status is PspRefundStatus.PENDING and workflow.now() < deadline:
         told = pushed(pending.psp_refund_id)
@@ -57,9 +62,39 @@ async def await_settlement(
                 "fetch_refund",
                 FetchRefund(psp=request.psp, psp_refund_id=pending.psp_refund_id),
                 PspRefund,
+                request.psp,
             )
         except StepFailed as failed:  # the money may be moving: keep asking, never give up
-            note_failure(str(failed))
+            note_failure(f"settlement poll failed, will poll again: {failed}")
+    return await _post_if_settled(request, outcome)
+
+
+async def _await_notification(
+    request: RefundRequest,
+    pending: PspRefund,
+    deadline: datetime,
+    pushed: Callable[[str], PspRefund | None],
+    note_overdue: Callable[[str], None],
+) -> PspRefund:
+    """A provider with no status poll (Adyen): wait for its notification; when it is late,
+    escalate to a human and keep waiting, since the money may still move."""
+
+    def told() -> bool:
+        return pushed(pending.psp_refund_id) is not None
+
+    escalate_after_s = pending.notification_only_escalate_after_s or 0
+    escalate_at = min(workflow.now() + timedelta(seconds=escalate_after_s), deadline)
+    if not await wait_until(told, escalate_at):
+        note_overdue(
+            f"{request.psp.value} has not notified the outcome of {pending.psp_refund_id} "
+            f"within {format_duration(escalate_after_s)}: escalated, still waiting"
+        )
+        await settlement_overdue(request, pending, escalate_after_s)
+        await wait_until(told, deadline)
+    return pushed(pending.psp_refund_id) or pending
+
+
+async def _post_if_settled(request: RefundRequest, outcome: PspRefund) -> PspRefund:
     if outcome.status is PspRefundStatus.SUCCEEDED:
         settle = SettleRefund(request_id=request.request_id, amount=outcome.amount)
         try:

@@ -9,6 +9,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+with workflow.unsafe.imports_passed_through():
+    from workflows.models import Psp
+
 T = TypeVar("T")
 
 # Error types (ApplicationError.type) that mean "the request was wrong": REJECTED, not FAILED.
@@ -68,13 +71,22 @@ async def local_step(
     return result
 
 
-async def provider_step(name: str, arg: Any, result_type: type[T]) -> T:
-    """A provider call that moves money: a regular activity, retried by the server."""
+def provider_queue(task_queue: str, psp: Psp) -> str:
+    """Each provider's calls have a task queue of their own, rate-limited by the server, so a
+    slow or throttled provider holds up only its own refunds: ``refunds`` -> ``refunds-paypal``.
+    """
+    return f"{task_queue}-{psp.value}"
+
+
+async def provider_step(name: str, arg: Any, result_type: type[T], psp: Psp) -> T:
+    """A provider call that moves money: a regular activity on the provider's own task queue,
+    retried by the server."""
     try:
         result: T = await workflow.execute_activity(
             name,
             arg,
             result_type=result_type,
+            task_queue=provider_queue(workflow.info().task_queue, psp),
             # Above the SDK's own 80 s request timeout, so an attempt never overlaps the next.
             start_to_close_timeout=timedelta(seconds=120),
             retry_policy=PROVIDER_RETRY,

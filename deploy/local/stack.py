@@ -1,9 +1,10 @@
-"""The embedded local stack: Temporal dev server, PostgreSQL, the Stripe sandbox.
+"""The embedded local stack: Temporal dev server, PostgreSQL, the provider sandboxes.
 
 Each part is started only when the configuration does not point elsewhere:
-``REFUNDS_DATABASE_URL`` replaces the embedded PostgreSQL; ``STRIPE_API_BASE`` or a real
-``STRIPE_API_KEY`` replaces the sandbox. What runs is written to ``stack.json`` in the state
-folder so ``refunds demo`` and ``refunds bench`` can use a stack ``refunds dev`` already runs.
+``REFUNDS_DATABASE_URL`` replaces the embedded PostgreSQL; a provider's API base or real
+credentials (``STRIPE_API_KEY``, ``PAYPAL_CLIENT_ID``, ``ADYEN_API_KEY``) replace its
+sandbox. What runs is written to ``stack.json`` in the state folder so ``refunds demo`` and
+``refunds bench`` can use a stack ``refunds dev`` already runs.
 """
 
 from __future__ import annotations
@@ -17,29 +18,33 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from deploy.local.provider_sandboxes import (
+    SandboxPorts,
+    SandboxSettings,
+    receiver_url,
+    start_sandboxes,
+)
 from deploy.local.temporal_server import TemporalDevServer
-from deploy.sandboxes.faults import SandboxFaults
-from deploy.sandboxes.stripe_sandbox import StripeSandbox, settle_after_from_env
+
+__all__ = ["LocalStack", "RunningStack", "StackPorts", "read_running_stack", "receiver_url"]
 
 
 @dataclass(frozen=True)
 class StackPorts:
     temporal_ui: int | None = 8233
     stripe_sandbox: int = 12111
+    paypal_sandbox: int = 12112
+    adyen_sandbox: int = 12113
 
     @classmethod
     def from_env(cls) -> StackPorts:
         ui = _port("REFUNDS_TEMPORAL_UI_PORT", 8233)
         return cls(
-            temporal_ui=ui or None, stripe_sandbox=_port("REFUNDS_STRIPE_SANDBOX_PORT", 12111)
+            temporal_ui=ui or None,
+            stripe_sandbox=_port("REFUNDS_STRIPE_SANDBOX_PORT", 12111),
+            paypal_sandbox=_port("REFUNDS_PAYPAL_SANDBOX_PORT", 12112),
+            adyen_sandbox=_port("REFUNDS_ADYEN_SANDBOX_PORT", 12113),
         )
-
-
-def receiver_url(http_address: str) -> str:
-    """Where the local sandbox delivers Stripe webhooks: this stack's own receiver."""
-    host, _, port = http_address.rpartition(":")
-    host = "127.0.0.1" if host in ("", "0.0.0.0", "[::]") else host
-    return f"http://{host}:{port}/webhooks/stripe"
 
 
 def _port(name: str, default: int) -> int:
@@ -60,6 +65,9 @@ class RunningStack:
     database_url: str
     stripe_api_base: str | None
     pid: int
+    paypal_api_base: str | None = None
+    adyen_checkout_base: str | None = None
+    paypal_webhook_certificate: str | None = None  # the PayPal sandbox's signing certificate
 
 
 def read_running_stack(state_dir: Path) -> RunningStack | None:
@@ -97,7 +105,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class StackSettings(Protocol):
+class StackSettings(SandboxSettings, Protocol):
     """What the stack reads of the service's settings (``workers.settings.Settings``)."""
 
     @property
@@ -105,15 +113,7 @@ class StackSettings(Protocol):
     @property
     def database_url(self) -> str | None: ...
     @property
-    def stripe_api_base(self) -> str | None: ...
-    @property
-    def stripe_api_key(self) -> str | None: ...
-    @property
     def state_dir(self) -> Path: ...
-    @property
-    def http_address(self) -> str: ...
-    @property
-    def stripe_webhook_secret(self) -> str | None: ...
 
 
 class LocalStack:
@@ -139,8 +139,6 @@ class LocalStack:
             self.settings.temporal_address, self.ports.temporal_ui, self.state_dir / "temporal.db"
         )
         database_url = self.settings.database_url or ""
-        stripe_base = self.settings.stripe_api_base
-        sandbox_needed = not stripe_base and not self.settings.stripe_api_key
         self._exit.push_async_callback(temporal.stop)
         if database_url:
             await temporal.start()
@@ -154,25 +152,22 @@ class LocalStack:
                 if isinstance(outcome, BaseException):
                     raise outcome
             database_url = str(started[1])
-        if sandbox_needed:
-            secret = (self.settings.stripe_webhook_secret or "").split(",")[0].strip()
-            settle_after = settle_after_from_env(os.environ)  # REFUNDS_SANDBOX_SETTLE_AFTER
-            sandbox = StripeSandbox(
-                faults=SandboxFaults.from_env(os.environ),
-                state_file=self.state_dir / "stripe-sandbox.json",
-                pending_refund_seconds=settle_after,
-                late_failure_seconds=settle_after,
-                webhook_url=receiver_url(self.settings.http_address) if secret else None,
-                webhook_secret=secret or None,
-            )
-            stripe_base = await sandbox.start("127.0.0.1", self.ports.stripe_sandbox)
-            self._exit.push_async_callback(sandbox.stop)
+        ports = self.ports
+        bases = await start_sandboxes(
+            self.settings,
+            SandboxPorts(ports.stripe_sandbox, ports.paypal_sandbox, ports.adyen_sandbox),
+            self.state_dir,
+            self._exit,
+        )
         return RunningStack(
             temporal_address=self.settings.temporal_address,
             temporal_ui=temporal.ui_url,
             database_url=database_url,
-            stripe_api_base=stripe_base,
+            stripe_api_base=bases.stripe,
             pid=os.getpid(),
+            paypal_api_base=bases.paypal,
+            adyen_checkout_base=bases.adyen,
+            paypal_webhook_certificate=bases.paypal_certificate,
         )
 
     def _start_postgres(self) -> str:

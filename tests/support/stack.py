@@ -1,18 +1,19 @@
-"""Test plumbing: a worker on its own task queue over the real ledger and the Stripe sandbox."""
+"""Test plumbing: workers on a task queue of their own over the real ledger and the sandboxes."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import asyncpg
 from temporalio.client import Client
 
 from activities.events import EventPublisher
+from activities.providers import PaymentProvider
 from activities.risk import RiskPolicy
 from activities.stripe_provider import StripeProvider
-from workers.worker import refund_worker, worker_activities
+from workers.worker import refund_workers, running, worker_activities
 from workflows.models import Psp
 
 SANDBOX_KEY = "sk_test_sandbox"
@@ -25,14 +26,13 @@ async def running_worker(
     stripe_base: str,
     policy: RiskPolicy | None = None,
     publisher: EventPublisher | None = None,
+    providers: Mapping[Psp, PaymentProvider] | None = None,
 ) -> AsyncIterator[str]:
-    """Run a refund worker on a fresh task queue; yields the task queue."""
+    """Run the refund workers (workflows, each provider's queue) on a fresh task queue; yields
+    the task queue. ``providers`` adds to (or replaces) the Stripe adapter on ``stripe_base``.
+    """
     task_queue = f"refunds-test-{uuid.uuid4().hex[:8]}"
-    activities = worker_activities(
-        {Psp.STRIPE: StripeProvider(SANDBOX_KEY, stripe_base)},
-        pool,
-        policy or RiskPolicy(),
-        publisher=publisher,
-    )
-    async with refund_worker(client, task_queue, activities):
+    adapters = {Psp.STRIPE: StripeProvider(SANDBOX_KEY, stripe_base), **(providers or {})}
+    activities = worker_activities(adapters, pool, policy or RiskPolicy(), publisher=publisher)
+    async with running(refund_workers(client, task_queue, activities, adapters)):
         yield task_queue
