@@ -6,10 +6,26 @@ One harness per provider (Stripe, PayPal, Adyen) lives beside this file; the sui
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from activities.providers import PaymentProvider
+from workers.settings import Settings
 from workflows.models import Psp
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """The webhook receiver a harness's sandbox delivers to, with the secrets it checks."""
+
+    base_url: str  # e.g. http://127.0.0.1:PORT; the provider's path is /webhooks/{psp}
+    stripe_secret: str = "whsec_contract_suite"
+    paypal_webhook_id: str = "WH-CONTRACT-SUITE"
+    adyen_hmac_key: str = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+
+    def url(self, psp: Psp) -> str:
+        return f"{self.base_url}/webhooks/{psp.value}"
+
 
 # What a test payment's refunds do at the sandbox.
 OK = "ok"  # refunds settle at once
@@ -39,4 +55,8 @@ class ProviderHarness(Protocol):
 
     def with_bad_credentials(self) -> PaymentProvider:
         """The same adapter with credentials the sandbox refuses."""
+        ...
+
+    def configure_receiver(self, settings: Settings) -> Settings:
+        """``settings`` with what the receiver needs to verify this sandbox's webhooks."""
         ...

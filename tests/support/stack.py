@@ -23,16 +23,20 @@ SANDBOX_KEY = "sk_test_sandbox"
 async def running_worker(
     client: Client,
     pool: asyncpg.Pool,
-    stripe_base: str,
+    stripe_base: str | None,
     policy: RiskPolicy | None = None,
     publisher: EventPublisher | None = None,
     providers: Mapping[Psp, PaymentProvider] | None = None,
+    task_queue: str | None = None,
 ) -> AsyncIterator[str]:
     """Run the refund workers (workflows, each provider's queue) on a fresh task queue; yields
     the task queue. ``providers`` adds to (or replaces) the Stripe adapter on ``stripe_base``.
     """
-    task_queue = f"refunds-test-{uuid.uuid4().hex[:8]}"
-    adapters = {Psp.STRIPE: StripeProvider(SANDBOX_KEY, stripe_base), **(providers or {})}
+    task_queue = task_queue or f"refunds-test-{uuid.uuid4().hex[:8]}"
+    adapters: dict[Psp, PaymentProvider] = {}
+    if stripe_base is not None:
+        adapters[Psp.STRIPE] = StripeProvider(SANDBOX_KEY, stripe_base)
+    adapters.update(providers or {})
     activities = worker_activities(adapters, pool, policy or RiskPolicy(), publisher=publisher)
     async with running(refund_workers(client, task_queue, activities, adapters)):
         yield task_queue
