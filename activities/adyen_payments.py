@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from activities.adyen_notifications import CHARGEBACK_EVENTS, AdyenNotification
 from activities.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    _Conn = asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]
 
 # Notification event -> the kind of modification it settles.
 _MODIFICATION_EVENTS = {
@@ -27,7 +32,6 @@ _MODIFICATION_EVENTS = {
     "CANCELLATION": "cancel",
     "CAPTURE": "capture",
 }
-_Conn = asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]
 _UNAVAILABLE = (OSError, asyncpg.exceptions.ConnectionDoesNotExistError, TimeoutError)
 
 
