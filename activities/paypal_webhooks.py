@@ -1,0 +1,238 @@
+"""PayPal webhooks: verified with PayPal's transmission signature, then read into actions.
+
+PayPal signs ``<PAYPAL-TRANSMISSION-ID>|<PAYPAL-TRANSMISSION-TIME>|<webhook id>|<CRC32 of the
+raw body, unsigned decimal>`` with RSA-SHA256 (PAYPAL-AUTH-ALGO ``SHA256withRSA``), base64 in
+PAYPAL-TRANSMISSION-SIG, and names its certificate in PAYPAL-CERT-URL. Two ways to check it
+(``PAYPAL_WEBHOOK_VERIFY``):
+
+- ``certificate``: with a configured PEM (``PAYPAL_WEBHOOK_CERT_FILE``, as for the local
+  sandbox) use it; otherwise download the certificate from PAYPAL-CERT-URL, which must be
+  https on one of PayPal's API hosts (anything else is refused before any download, or an
+  attacker's certificate would vouch for an attacker's body), cached by URL.
+- ``api``: ask PayPal's ``POST /v1/notifications/verify-webhook-signature``.
+
+Either way the transmission time must be within 5 minutes (a replayed old delivery, or one
+dated ahead, is refused) and the body is parsed only after the signature holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from activities.paypal_provider import REFUND_STATES, PayPalProvider, minor_units
+from activities.webhook_actions import (
+    DisputeOpened,
+    IgnoredEvent,
+    RefundUpdateAction,
+    WebhookAction,
+    WebhookMalformed,
+    WebhookRejected,
+)
+from workflows.models import ProviderRefundUpdate, Psp
+
+PAYPAL_CERT_HOSTS = (
+    "api.paypal.com",
+    "api.sandbox.paypal.com",
+    "api-m.paypal.com",
+    "api-m.sandbox.paypal.com",
+)
+TOLERANCE_SECONDS = 300
+CERT_TIMEOUT_SECONDS = 10.0
+HEADERS = ("transmission-id", "transmission-time", "transmission-sig", "cert-url", "auth-algo")
+REFUND_EVENTS = frozenset(
+    {
+        "PAYMENT.CAPTURE.REFUNDED",
+        "PAYMENT.REFUND.PENDING",
+        "PAYMENT.REFUND.FAILED",
+        "PAYMENT.REFUND.COMPLETED",
+        "PAYMENT.REFUND.CANCELLED",
+    }
+)
+
+
+class PayPalWebhookVerifier:
+    """Verifies a delivery and says what it asks; see the module docstring for the modes.
+
+    ``https_only`` may be turned off only to fetch a local sandbox's certificate in tests.
+    """
+
+    def __init__(
+        self,
+        webhook_id: str | None,
+        *,
+        mode: str = "certificate",
+        certificate_pem: bytes | None = None,
+        api: PayPalProvider | None = None,
+        allowed_cert_hosts: tuple[str, ...] = PAYPAL_CERT_HOSTS,
+        https_only: bool = True,
+        tolerance_s: int = TOLERANCE_SECONDS,
+    ) -> None:
+        if mode not in ("certificate", "api"):
+            raise ValueError(f"PayPal webhook verification is certificate or api, not {mode!r}")
+        if mode == "api" and api is None:
+            raise ValueError("api verification needs the PayPal adapter (PAYPAL_CLIENT_ID)")
+        self.webhook_id, self.mode, self.api = webhook_id, mode, api
+        self.allowed_cert_hosts = tuple(host.lower() for host in allowed_cert_hosts)
+        self.https_only, self.tolerance_s = https_only, tolerance_s
+        self._configured = _public_key(certificate_pem) if certificate_pem else None
+        self._downloaded: dict[str, rsa.RSAPublicKey] = {}
+
+    async def actions(self, payload: bytes, headers: Mapping[str, str]) -> list[WebhookAction]:
+        """Verify, then read; WebhookRejected (401) or WebhookMalformed (400) otherwise."""
+        if not self.webhook_id:
+            raise WebhookRejected("no PAYPAL_WEBHOOK_ID is configured: every event is refused")
+        lowered = {key.lower(): value for key, value in headers.items()}
+        values = {name: lowered.get(f"paypal-{name}", "").strip() for name in HEADERS}
+        missing = [f"PAYPAL-{name.upper()}" for name, value in values.items() if not value]
+        if missing:
+            raise WebhookRejected(f"PayPal webhook without {', '.join(missing)}")
+        self._check_time(values["transmission-time"])
+        if self.mode == "api":
+            await self._verify_by_api(payload, values)
+        else:
+            if values["auth-algo"] != "SHA256withRSA":
+                raise WebhookRejected(f"PAYPAL-AUTH-ALGO {values['auth-algo']!r} is not accepted")
+            key = self._configured or await self._certificate(values["cert-url"])
+            message = (
+                f"{values['transmission-id']}|{values['transmission-time']}|{self.webhook_id}|"
+                f"{zlib.crc32(payload) & 0xFFFFFFFF}"
+            ).encode()
+            try:
+                signature = base64.b64decode(values["transmission-sig"], validate=True)
+                key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+            except (InvalidSignature, binascii.Error, ValueError):
+                raise WebhookRejected("PayPal transmission signature does not verify") from None
+        return paypal_event_actions(payload)
+
+    def _check_time(self, text: str) -> None:
+        try:
+            sent = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise WebhookRejected(f"PAYPAL-TRANSMISSION-TIME {text!r} is not a time") from None
+        if sent.tzinfo is None:
+            sent = sent.replace(tzinfo=UTC)
+        age = (datetime.now(UTC) - sent).total_seconds()
+        if age > self.tolerance_s:
+            raise WebhookRejected(f"PayPal transmission is {int(age)} s old (over 5 minutes)")
+        if age < -self.tolerance_s:
+            raise WebhookRejected("PayPal transmission time is in the future")
+
+    async def _certificate(self, url: str) -> rsa.RSAPublicKey:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if self.https_only and parts.scheme != "https":
+            raise WebhookRejected(f"PAYPAL-CERT-URL {url!r} is not https: not downloaded")
+        if host not in self.allowed_cert_hosts or parts.username or parts.password:
+            raise WebhookRejected(f"PAYPAL-CERT-URL host {host!r} is not PayPal's: not downloaded")
+        cached = self._downloaded.get(url)
+        if cached is not None:
+            return cached
+        try:
+            async with httpx.AsyncClient(timeout=CERT_TIMEOUT_SECONDS, trust_env=False) as web:
+                answer = await web.get(url, follow_redirects=False)
+        except httpx.HTTPError as exc:
+            # PayPal unreachable is not the sender's fault: an exception here answers 5xx,
+            # so PayPal delivers again later.
+            raise RuntimeError(f"PayPal certificate {url} could not be fetched: {exc}") from exc
+        try:
+            answer.raise_for_status()
+            key = _public_key(answer.content)
+        except (httpx.HTTPStatusError, ValueError) as exc:
+            raise WebhookRejected(f"PAYPAL-CERT-URL {url!r} holds no certificate: {exc}") from exc
+        self._downloaded[url] = key
+        return key
+
+    async def _verify_by_api(self, payload: bytes, values: Mapping[str, str]) -> None:
+        assert self.api is not None
+        try:
+            event = json.loads(payload)
+        except ValueError as exc:
+            raise WebhookMalformed(f"not a PayPal event: {exc}") from exc
+        request = {
+            "auth_algo": values["auth-algo"],
+            "cert_url": values["cert-url"],
+            "transmission_id": values["transmission-id"],
+            "transmission_sig": values["transmission-sig"],
+            "transmission_time": values["transmission-time"],
+            "webhook_id": self.webhook_id,
+            "webhook_event": event,
+        }
+        if not await self.api.verify_webhook_signature(request):
+            raise WebhookRejected("PayPal says the transmission signature does not verify")
+
+
+def _public_key(pem: bytes) -> rsa.RSAPublicKey:
+    certificate = x509.load_pem_x509_certificate(pem)
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("the PayPal certificate does not hold an RSA key")
+    return key
+
+
+# --- Reading a verified event ---------------------------------------------------------------
+
+
+def paypal_event_actions(payload: bytes) -> list[WebhookAction]:
+    try:
+        event = json.loads(payload)
+        event_id, event_type, resource = event["id"], event["event_type"], event["resource"]
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        raise WebhookMalformed(f"not a PayPal event: {exc}") from exc
+    if not isinstance(resource, dict) or not isinstance(event_id, str):
+        raise WebhookMalformed("a PayPal event's id is a string and its resource an object")
+    if event_type in REFUND_EVENTS:
+        return _refund_update(event_id, str(event_type), resource)
+    if event_type == "CUSTOMER.DISPUTE.CREATED":
+        transactions = resource.get("disputed_transactions") or []
+        ids = tuple(
+            str(t["seller_transaction_id"])
+            for t in transactions
+            if isinstance(t, dict) and isinstance(t.get("seller_transaction_id"), str)
+        )
+        dispute_id = resource.get("dispute_id")
+        if not isinstance(dispute_id, str) or not dispute_id:
+            raise WebhookMalformed("the dispute has no dispute_id")
+        return [DisputeOpened(event_id, dispute_id, ids, psp=Psp.PAYPAL)]
+    return [IgnoredEvent(event_id, str(event_type), "not an event this service acts on")]
+
+
+def _refund_update(event_id: str, event_type: str, refund: dict[str, Any]) -> list[WebhookAction]:
+    request_id = refund.get("custom_id") or refund.get("invoice_id")
+    status = REFUND_STATES.get(str(refund.get("status")))
+    if not isinstance(request_id, str) or not request_id:
+        return [IgnoredEvent(event_id, event_type, "not one of our refunds (no custom_id)")]
+    if status is None:
+        return [IgnoredEvent(event_id, event_type, f"refund status {refund.get('status')!r}")]
+    try:
+        amount, currency = minor_units(refund["amount"])
+        refund_id = refund["id"]
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise WebhookMalformed(f"the refund's amount or id is not readable: {exc}") from exc
+    if not isinstance(refund_id, str) or not refund_id:
+        raise WebhookMalformed("the refund's id is not a non-empty string")
+    reason = (refund.get("status_details") or {}).get("reason")
+    failed = str(refund.get("status")) in ("FAILED", "CANCELLED")
+    update = ProviderRefundUpdate(
+        event_id=event_id,
+        psp_refund_id=refund_id,
+        status=status,
+        amount=amount,
+        currency=currency,
+        failure_reason=f"PayPal refund {refund.get('status')}" + (f" ({reason})" if reason else "")
+        if failed
+        else None,
+    )
+    return [RefundUpdateAction(request_id, update)]
