@@ -12,7 +12,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.adyen_notifications import AdyenNotification
 from activities.adyen_provider import AdyenProvider, adyen_idempotency_key
-from activities.errors import PaymentNotFound, ProviderAuthFailed, ProviderUnavailable
+from activities.errors import (
+    PaymentNotFound,
+    ProviderAuthFailed,
+    ProviderRateLimited,
+    ProviderUnavailable,
+    RefundError,
+)
 from tests.support.adyen_harness import SETTLEMENT_TIMEOUT_S, AdyenHarness, served_adyen
 from workflows.models import PaymentState, PspRefundStatus, RefundPlan, RefundReason
 
@@ -157,3 +163,18 @@ async def test_recording_the_same_notification_twice_changes_nothing(
     assert snapshot.amount_refunded == 0
     made = await adyen.book.modification_by_reference(payment_id, "manual")
     assert made is not None and made.outcome == "failed"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(429, ProviderRateLimited), (500, ProviderUnavailable)]
+)
+async def test_busy_or_broken_adyen_is_retryable(
+    adyen: AdyenHarness, status: int, error: type[RefundError]
+) -> None:
+    payment = await adyen.provider.fetch_payment(await adyen.paid(1000))
+    adyen.sandbox.faults.script("/v72/payments/", "POST", fail_times=1, status=status)
+    plan = RefundPlan(operation="refund", amount=100, currency="EUR")
+    with pytest.raises(error) as raised:
+        await adyen.provider.refund(payment, plan, RefundReason.OTHER, "refund-f1-refund", "f1")
+    assert raised.value.retryable and raised.value.message.startswith("Adyen: ")
+    assert await adyen.refunds_made(payment.payment_id) == 0

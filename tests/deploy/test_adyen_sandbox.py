@@ -10,7 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from Adyen.exceptions import AdyenAPIAuthenticationError, AdyenAPIUnprocessableEntity
+from Adyen.exceptions import (  # type: ignore[import-untyped]
+    AdyenAPIAuthenticationError,
+    AdyenAPIUnprocessableEntity,
+)
 from aiohttp import web
 
 from activities.adyen_notifications import verify_and_parse
