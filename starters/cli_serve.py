@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 
 import click
 
@@ -10,8 +11,9 @@ from starters.cli_support import load_settings
 from starters.http_api import NO_TOKENS
 from starters.http_server import serve_http
 from starters.processes import run_until_interrupted
-from starters.webhooks import receiver_for
+from starters.receiver import receiver_routers
 from workers.client import connect
+from workers.worker import ledger_pool
 
 
 @click.command()
@@ -40,14 +42,20 @@ def serve(insecure_no_auth: bool) -> None:
 
     async def service(stop: asyncio.Event) -> None:
         client = await connect(settings)
-        await serve_http(
-            settings,
-            client,
-            stop,
-            insecure_no_auth=insecure_no_auth,
-            listening=listening,
-            routers=[receiver_for(client, settings)],
-        )
+        async with AsyncExitStack() as stack:
+            pool = None
+            if settings.database_url:  # Adyen's route keeps the payments it is told of
+                pool = await stack.enter_async_context(
+                    ledger_pool(settings.database_url, max_size=4)
+                )
+            await serve_http(
+                settings,
+                client,
+                stop,
+                insecure_no_auth=insecure_no_auth,
+                listening=listening,
+                routers=receiver_routers(client, settings, pool),
+            )
         click.echo("stopped")
 
     run_until_interrupted(service)

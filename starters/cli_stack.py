@@ -13,7 +13,14 @@ import click
 
 from deploy.local.stack import RunningStack
 from starters.cli_support import load_settings, run_async
-from starters.demo import demo_summary, new_run_id, prepare_refunds, run_refunds, summary_table
+from starters.demo import (
+    SCENARIOS,
+    demo_summary,
+    new_run_id,
+    prepare_refunds,
+    run_refunds,
+    summary_table,
+)
 from starters.processes import run_until_interrupted
 from starters.stack_session import local_stack, own_stack
 from workers.client import connect
@@ -60,7 +67,12 @@ def demo_settings(settings: Settings) -> Settings:
 
 
 @click.command()
-@click.option("--count", default=16, show_default=True, help="How many refunds to push through.")
+@click.option(
+    "--count",
+    default=len(SCENARIOS),
+    show_default=True,
+    help="How many refunds to push through (the scenarios in turn).",
+)
 @click.option(
     "--json", "as_json", is_flag=True, help="One JSON object: by_status, ledger, seconds."
 )

@@ -12,9 +12,13 @@ from typing import Any
 
 from temporalio.client import Client
 
+from activities.adyen_payments import AdyenPaymentBook
 from activities.ledger import Ledger
-from deploy.sandboxes.stripe_shop import CheckoutFailed, checkout
+from deploy.sandboxes.adyen_state import VISA as ADYEN_CARD
+from deploy.sandboxes.paypal_objects import NORMAL_CARD as PAYPAL_CARD
+from deploy.sandboxes.paypal_objects import PENDING_REFUND_CARD as PAYPAL_PENDING
 from starters.client import RefundHandle, start_refund
+from starters.demo_payments import check_sandboxes, pay_for
 from starters.demo_reviews import review_as_demo
 from workers.settings import Settings
 from workers.worker import ledger_pool
@@ -34,14 +38,20 @@ class Scenario:
     reason: RefundReason = RefundReason.REQUESTED_BY_CUSTOMER
     unknown_payment: bool = False
     review: str | None = None  # what the demo's reviewers do: approve, dual, partial, ...
+    psp: Psp = Psp.STRIPE
 
 
 S, R = RefundStatus.SUCCEEDED, RefundStatus.REJECTED
+PAYPAL, ADYEN = Psp.PAYPAL, Psp.ADYEN
 SCENARIOS = (
     Scenario("full refund", "USD", 4999, None, S),
+    Scenario("PayPal full refund", "EUR", 4200, None, S, payment_method=PAYPAL_CARD, psp=PAYPAL),
+    Scenario("Adyen full refund", "EUR", 5100, None, S, payment_method=ADYEN_CARD, psp=ADYEN),
     Scenario("high value, approved", "USD", 60000, None, S, review="approve"),
     Scenario("partial refund", "EUR", 12000, 3500, S),
     Scenario("void before capture", "USD", 2500, None, S, capture=False),
+    Scenario("PayPal void", "USD", 1800, None, S, False, PAYPAL_CARD, psp=PAYPAL),
+    Scenario("Adyen cancel", "EUR", 3300, None, S, False, ADYEN_CARD, psp=ADYEN),
     Scenario("over-refund attempt", "USD", 1500, 2000, R),
     Scenario("rejected in review", "USD", 70000, None, R, review="reject"),
     Scenario("unknown payment", "USD", 0, 1000, R, unknown_payment=True),
@@ -52,6 +62,10 @@ SCENARIOS = (
     Scenario("duplicate charge", "GBP", 1999, None, S, reason=RefundReason.DUPLICATE),
     Scenario("review expires", "USD", 65000, None, RefundStatus.EXPIRED, review="expire"),
     Scenario("settled by webhook", "EUR", 3100, None, S, payment_method="pm_card_pendingRefund"),
+    Scenario("PayPal partial refund", "USD", 9000, 2500, S, payment_method=PAYPAL_CARD, psp=PAYPAL),
+    Scenario("Adyen partial refund", "GBP", 7000, 2000, S, payment_method=ADYEN_CARD, psp=ADYEN),
+    Scenario("PayPal pending refund", "EUR", 2700, None, S, True, PAYPAL_PENDING, psp=PAYPAL),
+    Scenario("Adyen over-refund", "EUR", 1500, 2000, R, payment_method=ADYEN_CARD, psp=ADYEN),
 )
 
 
@@ -71,30 +85,16 @@ class DemoRefund:
         return self.result is not None and self.result.status is self.expected_status
 
 
-async def _payment_for(
-    settings: Settings, scenario: Scenario, customer: str, order_ref: str
-) -> str:
-    if scenario.unknown_payment:
-        return f"pi_unknown{uuid.uuid4().hex[:16]}"
-    return await checkout(
-        settings.stripe_api_base or "",
-        settings.stripe_api_key or "",
-        order_ref=order_ref,
-        amount=scenario.paid,
-        currency=scenario.currency,
-        customer=customer,
-        capture=scenario.capture,
-        payment_method=scenario.payment_method,
-    )
-
-
 async def prepare_refunds(settings: Settings, count: int, run_id: str) -> list[DemoRefund]:
     """Pay for each refund first, at the provider, the way a shop's checkout would."""
-    if not settings.stripe_api_base:
-        raise CheckoutFailed(
-            "refunds demo pays for its orders in the Stripe sandbox, but a real Stripe key is "
-            "configured (STRIPE_API_KEY without STRIPE_API_BASE): unset STRIPE_API_KEY"
-        )
+    check_sandboxes(settings)
+    async with ledger_pool(settings.require_database_url(), max_size=2) as pool:
+        return await _paid_refunds(settings, count, run_id, AdyenPaymentBook(pool))
+
+
+async def _paid_refunds(
+    settings: Settings, count: int, run_id: str, book: AdyenPaymentBook
+) -> list[DemoRefund]:
     refunds = []
     for index in range(count):
         scenario = SCENARIOS[index % len(SCENARIOS)]
@@ -102,10 +102,10 @@ async def prepare_refunds(settings: Settings, count: int, run_id: str) -> list[D
         # the history of refunds earlier runs piled onto one customer.
         request_id = f"demo-{run_id}-{index:04d}"
         customer = f"cus_{request_id}"
-        payment_id = await _payment_for(settings, scenario, customer, request_id)
+        payment_id = await pay_for(settings, scenario, customer, request_id, book)
         request = RefundRequest(
             request_id=request_id,
-            psp=Psp.STRIPE,
+            psp=scenario.psp,
             payment_id=payment_id,
             amount=scenario.refund,
             currency=scenario.currency.lower(),
@@ -171,6 +171,7 @@ async def demo_summary(
             {
                 "request_id": r.request.request_id,
                 "scenario": r.scenario.name,
+                "psp": r.request.psp.value,
                 "status": r.result.status.value if r.result else None,
                 "amount_refunded": r.result.amount_refunded if r.result else 0,
                 "currency": r.request.currency,

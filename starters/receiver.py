@@ -28,8 +28,6 @@ def receiver_routers(
 ) -> list[APIRouter]:
     """Every webhook route; Adyen's only with a database to keep its payments in."""
     warnings = FraudWarningPolicy(settings.efw_policy, build_providers(settings, pool=pool))
-    if not settings.paypal.webhook_id:
-        log.warning("PAYPAL_WEBHOOK_ID is not set: /webhooks/paypal refuses every event")
     routers = [
         receiver_for(client, settings),
         paypal_router(client, settings.task_queue, paypal_verifier(settings), warnings),

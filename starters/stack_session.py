@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 
 import click
@@ -17,10 +17,10 @@ from deploy.local.secrets import LocalSecrets
 from deploy.local.stack import LocalStack, RunningStack, read_running_stack
 from starters.cli_support import pointed_at
 from starters.http_server import serve_http
-from starters.webhooks import receiver_for
+from starters.receiver import receiver_routers
 from workers.client import connect
 from workers.settings import Settings, parse_api_tokens
-from workers.worker import run_worker
+from workers.worker import ledger_pool, run_worker
 
 
 def with_local_secrets(settings: Settings) -> Settings:
@@ -36,6 +36,25 @@ def with_local_secrets(settings: Settings) -> Settings:
         api_tokens=settings.api_tokens
         or parse_api_tokens(made.api_tokens, "REFUNDS_API_TOKENS (made by the local stack)"),
     )
+
+
+async def serve_api(
+    settings: Settings, stop: asyncio.Event, listening: Callable[[str], None] | None = None
+) -> None:
+    """The HTTP API with the whole webhook receiver (Adyen's route keeps its payments in the
+    database, when there is one) until ``stop`` is set."""
+    client = await connect(settings)
+    async with AsyncExitStack() as stack:
+        pool = None
+        if settings.database_url:
+            pool = await stack.enter_async_context(ledger_pool(settings.database_url, max_size=4))
+        await serve_http(
+            settings,
+            client,
+            stop,
+            listening=listening,
+            routers=receiver_routers(client, settings, pool),
+        )
 
 
 @asynccontextmanager
@@ -55,18 +74,7 @@ async def own_stack(
         if with_worker:
             services.append(asyncio.create_task(run_worker(ready, stop)))
         if with_api:
-            client = await connect(ready)
-            services.append(
-                asyncio.create_task(
-                    serve_http(
-                        ready,
-                        client,
-                        stop,
-                        listening=urls.put_nowait,
-                        routers=[receiver_for(client, ready)],
-                    )
-                )
-            )
+            services.append(asyncio.create_task(serve_api(ready, stop, urls.put_nowait)))
         try:
             url = None
             if with_api:
@@ -89,7 +97,7 @@ async def local_stack(settings: Settings, with_worker: bool = True) -> AsyncIter
         click.echo(f"using the stack of refunds dev (pid {running.pid})", err=True)
         yield pointed_at(settings, running)
         return
-    parts = "Temporal, PostgreSQL, Stripe sandbox" + (", worker, API" if with_worker else "")
+    parts = "Temporal, PostgreSQL, provider sandboxes" + (", worker, API" if with_worker else "")
     click.echo(f"starting the embedded stack ({parts})...", err=True)
     async with own_stack(settings, with_worker, with_api=with_worker) as ready:
         yield ready

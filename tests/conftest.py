@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from aiohttp import web
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -135,3 +136,33 @@ async def ledger_db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on a fresh, migrated ledger database (the worker's own set-up)."""
     async with ledger_pool(database_url, max_size=12) as pool:
         yield pool
+
+
+# --- A subscriber of our outbound events: a real HTTP server that keeps what it gets ---
+
+
+@pytest.fixture
+async def subscriber() -> AsyncIterator[tuple[str, list[web.Request], list[bytes]]]:
+    requests: list[web.Request] = []
+    bodies: list[bytes] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        requests.append(request)
+        bodies.append(await request.read())
+        return web.Response(status=200)
+
+    async def unavailable(_: web.Request) -> web.Response:
+        return web.Response(status=503)
+
+    app = web.Application()
+    app.router.add_post("/hooks", receive)
+    app.router.add_post("/down", unavailable)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", requests, bodies
+    finally:
+        await runner.cleanup()

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import Adyen  # type: ignore[import-untyped]
+from Adyen.exceptions import AdyenAPIResponseError  # type: ignore[import-untyped]
 
 from deploy.sandboxes.adyen_state import VISA
 
@@ -40,9 +41,12 @@ async def adyen_checkout(
     api_key: str = SANDBOX_API_KEY,
     merchant_account: str = SANDBOX_MERCHANT_ACCOUNT,
     shopper_reference: str | None = None,
+    attempts: int = 1,
 ) -> str:
     """Pay ``amount`` with a ``test_`` card; the payment's pspReference.
 
+    With ``attempts`` above one it pays as a careful shop does: a 5xx, a 429 or a lost answer
+    is retried with the same ``Idempotency-Key``, so a retry never charges twice.
     Raises ``ValueError`` when the payment is not Authorised (e.g. the refused test card).
     """
     request: dict[str, Any] = {
@@ -63,7 +67,19 @@ async def adyen_checkout(
     if not capture:
         request["captureDelayHours"] = DELAYED_CAPTURE_HOURS
     adyen = shop_adyen(checkout_base, api_key)
-    result = await asyncio.to_thread(adyen.checkout.payments_api.payments, request)
+    key = f"checkout-{request['reference']}"[:64]
+    for attempt in range(1, attempts + 1):
+        try:
+            result = await asyncio.to_thread(
+                adyen.checkout.payments_api.payments, request, idempotency_key=key
+            )
+            break
+        except (OSError, AdyenAPIResponseError) as exc:
+            status = getattr(exc, "status_code", None)
+            transient = isinstance(exc, OSError) or status == 429 or (status or 0) >= 500
+            if not transient or attempt == attempts:
+                raise
+            await asyncio.sleep(0.2 * attempt)
     answer = result.message
     if answer.get("resultCode") != "Authorised":
         raise ValueError(f"Adyen payment not authorised: {answer.get('resultCode')}: {answer}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -29,33 +28,6 @@ NOTICE = EscalateReview(
     score=45,
     waiting_s=14_400,
 )
-
-
-@pytest.fixture
-async def subscriber() -> AsyncIterator[tuple[str, list[web.Request], list[bytes]]]:
-    requests: list[web.Request] = []
-    bodies: list[bytes] = []
-
-    async def receive(request: web.Request) -> web.Response:
-        requests.append(request)
-        bodies.append(await request.read())
-        return web.Response(status=200)
-
-    async def unavailable(_: web.Request) -> web.Response:
-        return web.Response(status=503)
-
-    app = web.Application()
-    app.router.add_post("/hooks", receive)
-    app.router.add_post("/down", unavailable)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}", requests, bodies
-    finally:
-        await runner.cleanup()
 
 
 def verify(header: str, body: bytes) -> bool:

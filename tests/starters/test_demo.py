@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tests.starters.cli_run import refunds
 
+PSPS = ("stripe", "paypal", "adyen")
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -22,19 +24,27 @@ def stack_env(state_dir: Path) -> dict[str, str]:
         "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "REFUNDS_TEMPORAL_UI_PORT": "0",
         "REFUNDS_STRIPE_SANDBOX_PORT": str(free_port()),
+        "REFUNDS_PAYPAL_SANDBOX_PORT": str(free_port()),
+        "REFUNDS_ADYEN_SANDBOX_PORT": str(free_port()),
         "REFUNDS_HTTP_ADDRESS": f"127.0.0.1:{free_port()}",
     }
 
 
-def test_demo_of_twenty_refunds_ends_every_refund_and_the_books_verify(tmp_path: Path) -> None:
+def test_demo_of_every_scenario_ends_every_refund_and_the_books_verify(tmp_path: Path) -> None:
     env = stack_env(tmp_path / "state")
-    answer = refunds("demo", "--count", "20", "--json", env=env, timeout=240)
+    answer = refunds("demo", "--json", env=env, timeout=240)
     assert answer.returncode == 0, answer.stderr[-3000:]
     summary = json.loads(answer.stdout)
     assert summary["ledger"] == {"verified": True, "problems": []}
     assert summary["unexpected"] == []
-    # 20 refunds cycle through the 14 scenarios: every path, reviewed ones included.
-    assert summary["by_status"] == {"EXPIRED": 1, "REJECTED": 6, "SUCCEEDED": 13}
+    # By default one refund per scenario: every path, reviewed ones included.
+    assert summary["by_status"] == {"EXPIRED": 1, "REJECTED": 5, "SUCCEEDED": 16}
+    by_psp = {psp: {r["status"] for r in summary["refunds"] if r["psp"] == psp} for psp in PSPS}
+    assert by_psp == {
+        "stripe": {"SUCCEEDED", "REJECTED", "EXPIRED"},
+        "paypal": {"SUCCEEDED"},
+        "adyen": {"SUCCEEDED", "REJECTED"},
+    }
     paths = {row["scenario"]: row for row in summary["refunds"]}
     assert paths["dual approval"]["status"] == "SUCCEEDED"
     assert paths["approved for less"]["amount_refunded"] == 50_000
@@ -45,6 +55,9 @@ def test_demo_of_twenty_refunds_ends_every_refund_and_the_books_verify(tmp_path:
     assert paths["high value, approved"]["path"] == "approve"
     # The sandbox answers "pending", settles 10 s later and says so by signed webhook.
     assert paths["settled by webhook"]["status"] == "SUCCEEDED"
+    assert paths["PayPal pending refund"]["status"] == "SUCCEEDED"
+    assert paths["Adyen cancel"]["amount_refunded"] == 3300  # by its CANCELLATION notification
+    assert paths["PayPal partial refund"]["amount_refunded"] == 2500
     assert summary["seconds"] > 0
     assert not (tmp_path / "state" / "stack.json").exists(), "the stack cleaned up after itself"
 
@@ -56,8 +69,10 @@ def test_demo_through_a_faulty_provider_still_refunds_each_payment_once(tmp_path
     assert answer.returncode == 0, answer.stderr[-3000:]
     summary = json.loads(answer.stdout)
     assert summary["unexpected"] == []
-    assert summary["by_status"] == {"REJECTED": 3, "SUCCEEDED": 5}
+    assert summary["by_status"] == {"SUCCEEDED": 8}  # Stripe, PayPal and Adyen, faults and all
     assert summary["ledger"]["verified"]
     refunded = {row["scenario"]: row["amount_refunded"] for row in summary["refunds"]}
     assert refunded["full refund"] == 4999, "a dropped answer was not turned into a second refund"
+    assert refunded["PayPal full refund"] == 4200
+    assert refunded["Adyen full refund"] == 5100
     assert refunded["partial refund"] == 3500

@@ -52,4 +52,3 @@ async def test_a_refund_waits_for_a_worker_on_its_providers_queue(
     assert result.status is RefundStatus.SUCCEEDED
     intent = await shop.v1.payment_intents.retrieve_async(payment, {"expand": ["latest_charge"]})
     assert intent.latest_charge.amount_refunded == 2500  # type: ignore[union-attr]
-
