@@ -22,12 +22,12 @@ from deploy.sandboxes.paypal_objects import (
     Order,
     SandboxState,
     iso,
-    link,
     money,
     new_id,
     now,
     parse_value,
 )
+from deploy.sandboxes.paypal_render import capture_api, order_api, refunded
 
 _CARD_NUMBER = re.compile(r"^[0-9]{12,19}$")
 # PayPal's patterns: custom_id is restricted to these characters, invoice_id is free text.
@@ -111,86 +111,13 @@ class Payments:
         return found
 
     def refunded(self, capture: Capture) -> int:
-        """Money gone back or on its way (COMPLETED and PENDING refunds)."""
-        refunds = [self.state.refunds[r] for r in capture.refund_ids]
-        return sum(r.amount for r in refunds if r.status in ("COMPLETED", "PENDING"))
+        return refunded(self.state, capture)
 
     def capture_api(self, capture: Capture) -> JsonObject:
-        refunded = self.refunded(capture)
-        status = (
-            "REFUNDED"
-            if refunded >= capture.amount
-            else "PARTIALLY_REFUNDED"
-            if refunded
-            else "COMPLETED"
-        )
-        path = f"/v2/payments/captures/{capture.id}"
-        links = [link(self.base, path, "self")]
-        if status != "REFUNDED":
-            links.append(link(self.base, path + "/refund", "refund", "POST"))
-        if capture.authorization_id:
-            auth = f"/v2/payments/authorizations/{capture.authorization_id}"
-            links.append(link(self.base, auth, "up"))
-        else:
-            links.append(link(self.base, f"/v2/checkout/orders/{capture.order_id}", "up"))
-        api: JsonObject = {
-            "id": capture.id,
-            "status": status,
-            "amount": money(capture.amount, capture.currency),
-            "final_capture": True,
-            "seller_protection": {"status": "NOT_ELIGIBLE"},
-            "seller_receivable_breakdown": {
-                "gross_amount": money(capture.amount, capture.currency),
-                "paypal_fee": money(0, capture.currency),
-                "net_amount": money(capture.amount, capture.currency),
-            },
-            "supplementary_data": {"related_ids": {"order_id": capture.order_id}},
-            "create_time": iso(capture.created),
-            "update_time": iso(capture.updated),
-            "links": links,
-        }
-        if capture.authorization_id:
-            api["supplementary_data"]["related_ids"]["authorization_id"] = capture.authorization_id
-        for key in ("custom_id", "invoice_id"):
-            if getattr(capture, key):
-                api[key] = getattr(capture, key)
-        return api
+        return capture_api(self.state, self.base, capture)
 
     def order_api(self, order: Order) -> JsonObject:
-        captures = [self.state.captures[c] for c in order.capture_ids]
-        payments: JsonObject = {}
-        if order.authorization_id:
-            auth = self.state.authorizations[order.authorization_id]
-            payments["authorizations"] = [auth.to_api(self.base)]
-            captures = [self.state.captures[c] for c in auth.capture_ids]
-        if captures:
-            payments["captures"] = [self.capture_api(c) for c in captures]
-            refunds = [self.state.refunds[r] for c in captures for r in c.refund_ids]
-            if refunds:
-                payments["refunds"] = [
-                    r.to_api(self.base, self.refunded(self.state.captures[r.capture_id]))
-                    for r in refunds
-                ]
-        unit: JsonObject = {
-            "reference_id": "default",
-            "amount": money(order.amount, order.currency),
-        }
-        for key in ("custom_id", "invoice_id"):
-            if getattr(order, key):
-                unit[key] = getattr(order, key)
-        if payments:
-            unit["payments"] = payments
-        path = f"/v2/checkout/orders/{order.id}"
-        links = [link(self.base, path, "self")]
-        if order.status == "APPROVED":
-            action = "capture" if order.intent == "CAPTURE" else "authorize"
-            links.append(link(self.base, f"{path}/{action}", action, "POST"))
-        api: JsonObject = {"id": order.id, "intent": order.intent, "status": order.status}
-        if order.card:
-            card = {"last_digits": order.card[-4:], "brand": "VISA", "type": "CREDIT"}
-            api["payment_source"] = {"card": card}
-        api.update(purchase_units=[unit], create_time=iso(order.created), links=links)
-        return api
+        return order_api(self.state, self.base, order)
 
     def create_order(self, body: JsonObject) -> Order:
         intent = body.get("intent")
