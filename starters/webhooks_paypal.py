@@ -58,7 +58,9 @@ def paypal_verifier(settings: Settings) -> PayPalWebhookVerifier:
     if paypal.webhook_verify == "api" and paypal.client_id and paypal.client_secret:
         api = PayPalProvider(paypal.client_id, paypal.client_secret, paypal.api_base, paypal.mode)
     if paypal.webhook_verify == "api" and api is None:
-        raise ValueError("PAYPAL_WEBHOOK_VERIFY=api needs PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET")
+        raise ValueError(
+            "PAYPAL_WEBHOOK_VERIFY=api needs PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET"
+        )
     return PayPalWebhookVerifier(
         paypal.webhook_id,
         mode=paypal.webhook_verify,
