@@ -127,9 +127,13 @@ class AdyenProvider:
         )
         return await self._received(answer, payment, "refund", refund_id, plan.amount)
 
-    async def void(self, payment: PaymentSnapshot, idempotency_key: str) -> PspRefund:
+    async def void(
+        self, payment: PaymentSnapshot, idempotency_key: str, refund_id: str = ""
+    ) -> PspRefund:
+        """Cancel the authorisation; ``refund_id`` is the cancel's reference, which Adyen's
+        CANCELLATION notification names."""
         api = self._adyen.checkout.modifications_api
-        request_id = refund_id_of(idempotency_key)
+        request_id = refund_id or idempotency_key
         request = {"merchantAccount": self.merchant_account, "reference": request_id}
         answer = await _call(
             api.cancel_authorised_payment_by_psp_reference,
@@ -186,13 +190,6 @@ class AdyenProvider:
             if status is PspRefundStatus.PENDING
             else None,
         )
-
-
-def refund_id_of(idempotency_key: str) -> str:
-    """The refund request id in a void's key (``refund-{request_id}-void``), sent to Adyen as
-    the cancel's reference so its CANCELLATION notification names our request."""
-    match = re.fullmatch(r"refund-(.+)-void", idempotency_key)
-    return match.group(1) if match else idempotency_key
 
 
 def _snapshot(payment: AdyenPayment) -> PaymentSnapshot:

@@ -181,7 +181,9 @@ class PayPalProvider:
         )
         return _psp_refund(answer)
 
-    async def void(self, payment: PaymentSnapshot, idempotency_key: str) -> PspRefund:
+    async def void(
+        self, payment: PaymentSnapshot, idempotency_key: str, refund_id: str = ""
+    ) -> PspRefund:
         """Voiding twice is no error here: PREVIOUSLY_VOIDED (our earlier attempt) succeeds."""
         auth_id = payment.canonical_id or payment.payment_id
         _check_id(auth_id)

@@ -37,8 +37,11 @@ class PaymentProvider(Protocol):
         """Return captured money; the answer may be pending until the provider settles it."""
         ...
 
-    async def void(self, payment: PaymentSnapshot, idempotency_key: str) -> PspRefund:
-        """Release an authorisation that was never captured."""
+    async def void(
+        self, payment: PaymentSnapshot, idempotency_key: str, refund_id: str
+    ) -> PspRefund:
+        """Release an authorisation that was never captured (``refund_id`` names our request
+        at a provider that reports the outcome later, like Adyen's CANCELLATION)."""
         ...
 
     async def fetch_refund(self, psp_refund_id: str) -> PspRefund:

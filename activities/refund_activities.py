@@ -141,7 +141,7 @@ class RefundActivities:
 
     async def _reverse(self, provider: PaymentProvider, order: ReverseAtProvider) -> PspRefund:
         if order.plan.operation == "void":
-            return await provider.void(order.payment, order.idempotency_key)
+            return await provider.void(order.payment, order.idempotency_key, order.request_id)
         if activity.info().attempt > 1:
             # A retry may come after the provider forgot our key: look before refunding again.
             made = await provider.find_refund(order.payment, order.request_id)

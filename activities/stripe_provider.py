@@ -107,7 +107,9 @@ class StripeProvider:
         )
         return _psp_refund(refund)
 
-    async def void(self, payment: PaymentSnapshot, idempotency_key: str) -> PspRefund:
+    async def void(
+        self, payment: PaymentSnapshot, idempotency_key: str, refund_id: str = ""
+    ) -> PspRefund:
         intent_id = payment.payment_id
         if not intent_id.startswith("pi_"):
             raise PaymentNotRefundable(

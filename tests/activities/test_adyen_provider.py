@@ -111,7 +111,7 @@ async def test_a_dropped_answer_then_a_retry_with_the_same_key_refunds_once(
 async def test_a_void_is_pending_until_the_cancellation(adyen: AdyenHarness) -> None:
     provider = adapter(adyen)
     payment = await provider.fetch_payment(await adyen.paid(900, captured=False))
-    answer = await provider.void(payment, "refund-v1-void")
+    answer = await provider.void(payment, "refund-v1-void", "v1")
     assert (answer.status, answer.amount) == (PspRefundStatus.PENDING, 900)
     assert await settled(provider, answer.psp_refund_id) is PspRefundStatus.SUCCEEDED
     assert (await provider.fetch_payment(payment.payment_id)).state is PaymentState.CANCELED
