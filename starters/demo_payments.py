@@ -69,6 +69,7 @@ async def pay_for(
             capture=order.capture,
             card=order.payment_method,
             custom_id=order_ref,
+            attempts=6,
         )
     if order.psp is Psp.ADYEN:
         payment = await adyen_checkout(

@@ -6,11 +6,15 @@ authorised. The SDK is synchronous, so each call runs in a thread.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import paypalrestsdk  # type: ignore[import-untyped]
+import paypalrestsdk.exceptions  # type: ignore[import-untyped]
+import requests  # type: ignore[import-untyped, unused-ignore]
 
 from deploy.sandboxes.paypal_objects import NORMAL_CARD
 from workflows.currencies import MINOR_UNITS
@@ -31,7 +35,13 @@ def decimal_value(amount: int, currency: str) -> str:
 
 
 def _checkout(
-    base_url: str, amount: int, currency: str, capture: bool, card: str, custom_id: str | None
+    base_url: str,
+    amount: int,
+    currency: str,
+    capture: bool,
+    card: str,
+    custom_id: str | None,
+    attempts: int,
 ) -> str:
     client_id, secret = SHOP_CLIENT
     api = paypalrestsdk.Api(
@@ -42,8 +52,10 @@ def _checkout(
     }
     if custom_id:
         unit["custom_id"] = custom_id
-    order = _ok(
-        api.post(
+    order_key = f"order-{custom_id or uuid.uuid4()}"
+    order = _carefully(
+        attempts,
+        lambda: api.post(
             "v2/checkout/orders",
             {
                 "intent": "CAPTURE" if capture else "AUTHORIZE",
@@ -52,19 +64,40 @@ def _checkout(
                     "card": {"number": card, "expiry": "2030-12", "name": "Sandbox Shopper"}
                 },
             },
-            {"PayPal-Request-Id": str(uuid.uuid4()), "Prefer": "return=representation"},
-        )
+            {"PayPal-Request-Id": order_key, "Prefer": "return=representation"},
+        ),
     )
     action = "capture" if capture else "authorize"
-    done = _ok(
-        api.post(
+    done = _carefully(
+        attempts,
+        lambda: api.post(
             f"v2/checkout/orders/{order['id']}/{action}",
             {},
-            {"PayPal-Request-Id": str(uuid.uuid4()), "Prefer": "return=representation"},
-        )
+            {"PayPal-Request-Id": f"{order_key}-{action}", "Prefer": "return=representation"},
+        ),
     )
     payments = done["purchase_units"][0]["payments"]
     return str(payments["captures" if capture else "authorizations"][0]["id"])
+
+
+def _carefully(attempts: int, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """As a careful shop calls: a 5xx, a 429 or a lost answer is retried with the same
+    PayPal-Request-Id (PayPal replays the first answer), so a retry never pays twice."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _ok(call())
+        except (
+            paypalrestsdk.exceptions.ServerError,
+            paypalrestsdk.exceptions.ResourceConflict,  # the same request still in progress
+            paypalrestsdk.exceptions.ClientError,
+            requests.ConnectionError,
+        ) as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            transient = status is None or status in (409, 429) or status >= 500
+            if not transient or attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _ok(answer: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +114,11 @@ async def paypal_checkout(
     capture: bool = True,
     card: str = NORMAL_CARD,
     custom_id: str | None = None,
+    attempts: int = 1,
 ) -> str:
     """Pay `amount` (minor units) with a test card; the capture id, or the authorization id
-    when not `capture`."""
-    return await asyncio.to_thread(_checkout, base_url, amount, currency, capture, card, custom_id)
+    when not `capture`. With `attempts` above one, transient failures are retried with the
+    same request ids (`custom_id`, the order reference, makes them stable across calls)."""
+    return await asyncio.to_thread(
+        _checkout, base_url, amount, currency, capture, card, custom_id, attempts
+    )
