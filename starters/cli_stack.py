@@ -45,7 +45,11 @@ def _describe_stack(stack: RunningStack, ready: Settings, api: str | None) -> No
     click.echo(f"Temporal      {stack.temporal_address}   UI {stack.temporal_ui or '-'}")
     click.echo(f"PostgreSQL    {stack.database_url}")
     click.echo(f"Stripe        {stack.stripe_api_base or 'api.stripe.com'}")
-    click.echo(f"HTTP API      {api}   docs {api}/docs   webhooks {api}/webhooks/stripe")
+    click.echo(f"PayPal        {stack.paypal_api_base or 'PayPal (' + ready.paypal.mode + ')'}")
+    click.echo(f"Adyen         {stack.adyen_checkout_base or 'Adyen (configured)'}")
+    click.echo(
+        f"HTTP API      {api}   docs {api}/docs   webhooks {api}/webhooks/{{stripe,paypal,adyen}}"
+    )
     click.echo(f"API tokens    {ready.state_dir.resolve() / 'secrets.json'}")
     click.echo("Environment for other shells:")
     click.echo(f"  export REFUNDS_STATE_DIR='{ready.state_dir}'")
@@ -54,6 +58,14 @@ def _describe_stack(stack: RunningStack, ready: Settings, api: str | None) -> No
     if stack.stripe_api_base:
         click.echo(f"  export STRIPE_API_BASE={stack.stripe_api_base}")
         click.echo(f"  export STRIPE_API_KEY={ready.stripe_api_key}")
+    if stack.paypal_api_base:
+        click.echo(f"  export PAYPAL_API_BASE={stack.paypal_api_base}")
+        click.echo(f"  export PAYPAL_CLIENT_ID={ready.paypal.client_id}")
+        click.echo(f"  export PAYPAL_CLIENT_SECRET={ready.paypal.client_secret}")
+    if stack.adyen_checkout_base:
+        click.echo(f"  export ADYEN_CHECKOUT_BASE={stack.adyen_checkout_base}")
+        click.echo(f"  export ADYEN_API_KEY={ready.adyen.api_key}")
+        click.echo(f"  export ADYEN_MERCHANT_ACCOUNT={ready.adyen.merchant_account}")
     click.echo("Try: refunds demo --count 8   (or refunds start --help)")
     click.echo("Ctrl-C stops everything")
 

@@ -6,11 +6,16 @@ import os
 import subprocess
 import sys
 
+# Settings the developer running the tests may have exported: each test sets its own.
+PROVIDER_AND_SERVICE_PREFIXES = ("REFUNDS_", "STRIPE_", "PAYPAL_", "ADYEN_")
+
 
 def refunds(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("REFUNDS_", "STRIPE_"))}
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(PROVIDER_AND_SERVICE_PREFIXES)
+    }
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "starters.cli", *args],

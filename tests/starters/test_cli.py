@@ -117,3 +117,12 @@ def test_a_bad_port_setting_is_one_line_naming_it(tmp_path: Path) -> None:
     assert answer.returncode == 1
     assert "REFUNDS_STRIPE_SANDBOX_PORT must be a port number" in answer.stderr
     assert "Traceback" not in answer.stderr
+
+
+def test_worker_refuses_an_unknown_queue_naming_the_choices() -> None:
+    env = {"REFUNDS_DATABASE_URL": "postgresql://localhost/x", "STRIPE_API_KEY": "sk_test_x"}
+    answer = refunds("worker", "--queues", "refunds,klarna", env=env)
+    assert answer.returncode != 0
+    assert "--queues: unknown queue 'klarna'" in answer.stderr
+    assert "refunds, stripe, paypal, adyen" in answer.stderr
+    assert "Traceback" not in answer.stderr

@@ -10,11 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+from tests.starters.cli_run import PROVIDER_AND_SERVICE_PREFIXES
 from tests.starters.test_demo import stack_env
 
 
 def start_dev(env: dict[str, str]) -> subprocess.Popen[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("REFUNDS_", "STRIPE_"))}
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(PROVIDER_AND_SERVICE_PREFIXES)
+    }
     environment.update(env)
     return subprocess.Popen(
         [sys.executable, "-m", "starters.cli", "dev"],
@@ -73,9 +76,15 @@ def test_dev_restarts_after_a_crash_and_stops_cleanly(tmp_path: Path) -> None:
         dev = start_dev(env)
         stack = wait_for_stack(state_dir, dev)
         assert stack["temporal_address"] == env["TEMPORAL_ADDRESS"]
+        # All three providers' sandboxes, on the ports asked for.
+        assert stack["paypal_api_base"] == f"http://127.0.0.1:{env['REFUNDS_PAYPAL_SANDBOX_PORT']}"
+        adyen_port = env["REFUNDS_ADYEN_SANDBOX_PORT"]
+        assert stack["adyen_checkout_base"] == f"http://127.0.0.1:{adyen_port}/v72"
         dev.send_signal(signal.SIGINT)
         output, _ = dev.communicate(timeout=60)
         assert dev.returncode == 0, output
+        assert f"export PAYPAL_API_BASE={stack['paypal_api_base']}" in output
+        assert f"export ADYEN_CHECKOUT_BASE={stack['adyen_checkout_base']}" in output
         assert "stopped" in output
         assert not (state_dir / "stack.json").exists()
         assert temporal_servers_for(state_dir) == []
