@@ -125,6 +125,12 @@ class AdyenPaymentBook:
                 )
                 if not first_time:
                     return
+                # One notification of a payment at a time: its totals are recomputed from
+                # all of its modifications, and two at once would each miss the other's.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('adyen:' || $1))",
+                    item.payment_reference,
+                )
                 if item.event_code == "AUTHORISATION":
                     await _record_authorisation(conn, item)
                 elif item.event_code in _MODIFICATION_EVENTS:

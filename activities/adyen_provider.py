@@ -16,10 +16,12 @@ asks the book for the refund our request already made.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import http.client
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import Adyen  # type: ignore[import-untyped]
@@ -47,7 +49,7 @@ from workflows.models import (
 
 T = TypeVar("T")
 MAX_IDEMPOTENCY_KEY = 64  # Adyen's limit on Idempotency-Key
-LIVE_HOST = re.compile(r"^https://[a-z0-9-]+-checkout-live\.adyenpayments\.com/", re.I)
+LIVE_HOST = re.compile(r"^https://([a-z0-9-]+)-checkout-live\.adyenpayments\.com/", re.I)
 _STATES = {
     "authorised": PaymentState.AUTHORIZED,
     "captured": PaymentState.CAPTURED,
@@ -85,14 +87,24 @@ class AdyenProvider:
         book: AdyenPaymentBook,
         checkout_base: str | None = None,
         settlement_timeout_s: int = 21600,
+        auto_capture: bool = True,
     ) -> None:
         self.merchant_account = merchant_account
         self.book = book
         self.settlement_timeout_s = settlement_timeout_s
-        live = bool(checkout_base and LIVE_HOST.match(checkout_base))
+        self.auto_capture = auto_capture
+        live = LIVE_HOST.match(checkout_base or "")
+        # The library refuses a live platform without the account's live URL prefix, even
+        # with the base URL set: it is the first label of the live host.
         self._adyen = Adyen.Adyen(
-            xapikey=api_key, platform="live" if live else "test", http_force="urllib"
+            xapikey=api_key,
+            platform="live" if live else "test",
+            live_endpoint_prefix=live.group(1) if live else None,
+            http_force="urllib",
         )
+        # Its own threads: the library blocks, and a slow Adyen must not take the threads
+        # another provider's calls run in.
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="adyen")
         if checkout_base:
             self._adyen.checkout.modifications_api.baseUrl = checkout_base.rstrip("/")
 
@@ -103,7 +115,7 @@ class AdyenProvider:
                 f"Adyen has not notified an AUTHORISATION for {payment_id} (Adyen has no payment "
                 "read API; the service learns payments from notifications)"
             )
-        return _snapshot(payment)
+        return _snapshot(payment, self.auto_capture)
 
     async def refund(
         self,
@@ -120,6 +132,7 @@ class AdyenProvider:
             "reference": refund_id,
         }
         answer = await _call(
+            self._executor,
             api.refund_captured_payment,
             request,
             payment.payment_id,
@@ -136,6 +149,7 @@ class AdyenProvider:
         request_id = refund_id or idempotency_key
         request = {"merchantAccount": self.merchant_account, "reference": request_id}
         answer = await _call(
+            self._executor,
             api.cancel_authorised_payment_by_psp_reference,
             request,
             payment.payment_id,
@@ -192,8 +206,14 @@ class AdyenProvider:
         )
 
 
-def _snapshot(payment: AdyenPayment) -> PaymentSnapshot:
+def _snapshot(payment: AdyenPayment, auto_capture: bool) -> PaymentSnapshot:
+    """The book's payment as a snapshot. With ``auto_capture`` (Adyen's default: captured at
+    authorisation, and no CAPTURE notification sent for it) an authorised payment is captured.
+    """
     state = _STATES[payment.state]
+    captured = payment.amount_captured
+    if auto_capture and state is PaymentState.AUTHORIZED:
+        state, captured = PaymentState.CAPTURED, payment.amount_authorised
     return PaymentSnapshot(
         psp=Psp.ADYEN,
         payment_id=payment.psp_reference,
@@ -201,7 +221,7 @@ def _snapshot(payment: AdyenPayment) -> PaymentSnapshot:
         state=state,
         currency=payment.currency.upper(),
         amount_authorized=payment.amount_authorised if state is PaymentState.AUTHORIZED else 0,
-        amount_captured=payment.amount_captured,
+        amount_captured=captured,
         amount_refunded=payment.amount_refunded,
         disputed=payment.disputed,
         customer=payment.shopper_reference,
@@ -209,9 +229,13 @@ def _snapshot(payment: AdyenPayment) -> PaymentSnapshot:
     )
 
 
-async def _call(method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def _call(
+    executor: ThreadPoolExecutor, method: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
     try:
-        return await asyncio.to_thread(method, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(
+            executor, functools.partial(method, *args, **kwargs)
+        )
     except Adyen.AdyenError as exc:
         raise classify(exc) from exc
     except (OSError, http.client.HTTPException) as exc:  # refused, reset, dropped, timed out
@@ -227,6 +251,10 @@ def classify(exc: Adyen.AdyenError) -> RefundError:
     message = f"Adyen: {text} (HTTP {status or '?'}, errorCode {code or '-'})"
     if status in (401, 403):
         return ProviderAuthFailed(f"{message} (check ADYEN_API_KEY)")
+    if status == 0:  # the library refused before sending: retrying would never change that
+        return ProviderDeclined(
+            f"Adyen: the library did not send the request: {text} (check ADYEN_CHECKOUT_BASE)"
+        )
     if code == "901":
         return ProviderDeclined(f"{message} (check ADYEN_MERCHANT_ACCOUNT)")
     if status == 429:

@@ -22,6 +22,15 @@ def _text(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name, "").strip() or None
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    text = (_text(env, name) or "").lower()
+    if not text:
+        return default
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ProviderSettingsError(f"{name} must be true or false, got {text!r}")
+    return text in ("true", "1", "yes")
+
+
 def _check_base(name: str, value: str | None) -> None:
     if value and not value.startswith(("http://", "https://")):
         raise ProviderSettingsError(f"{name} must be an http(s) URL, got {value!r}")
@@ -93,6 +102,10 @@ class AdyenSettings:
     # Adyen has no status poll: a refund whose REFUND notification has not come this long
     # after Adyen received it is escalated (REFUNDS_ADYEN_SETTLEMENT_TIMEOUT, e.g. 6h).
     settlement_timeout_s: int = 6 * 3600
+    # Adyen's default: payments are captured at authorisation and no CAPTURE notification is
+    # sent. With manual or delayed capture set ADYEN_AUTO_CAPTURE=false and enable CAPTURE
+    # notifications: a payment then counts as captured only once its CAPTURE comes.
+    auto_capture: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AdyenSettings:
@@ -109,6 +122,7 @@ class AdyenSettings:
             webhook_username=_text(env, "ADYEN_WEBHOOK_USERNAME"),
             webhook_password=_text(env, "ADYEN_WEBHOOK_PASSWORD"),
             settlement_timeout_s=timeout_s,
+            auto_capture=_flag(env, "ADYEN_AUTO_CAPTURE", True),
         )
         settings.check()
         return settings

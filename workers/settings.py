@@ -257,6 +257,8 @@ def settings_for_stack(
             checkout_base=adyen_checkout_base,
             api_key=adyen.api_key or key,
             merchant_account=adyen.merchant_account or account,
+            # The sandbox sends CAPTURE notifications and keeps delayed captures authorised.
+            auto_capture=False,
         )
     return settings.with_overrides(
         temporal_address=temporal_address,

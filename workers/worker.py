@@ -68,6 +68,7 @@ def build_providers(
             AdyenPaymentBook(pool),
             adyen.checkout_base,
             adyen.settlement_timeout_s,
+            adyen.auto_capture,
         )
     if required and not providers and not adyen.configured:
         raise SettingsError(

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from Adyen.exceptions import AdyenEndpointInvalidFormat  # type: ignore[import-untyped]
 from temporalio.testing import WorkflowEnvironment
 
 from activities.adyen_notifications import AdyenNotification
-from activities.adyen_provider import AdyenProvider, adyen_idempotency_key
+from activities.adyen_payments import AdyenPaymentBook
+from activities.adyen_provider import AdyenProvider, adyen_idempotency_key, classify
 from activities.errors import (
     PaymentNotFound,
     ProviderAuthFailed,
@@ -20,7 +22,12 @@ from activities.errors import (
     RefundError,
 )
 from tests.support.adyen_harness import SETTLEMENT_TIMEOUT_S, AdyenHarness, served_adyen
-from workflows.models import PaymentState, PspRefundStatus, RefundPlan, RefundReason
+from workflows.models import (
+    PaymentState,
+    PspRefundStatus,
+    RefundPlan,
+    RefundReason,
+)
 
 
 @pytest.fixture
@@ -178,3 +185,52 @@ async def test_busy_or_broken_adyen_is_retryable(
         await adyen.provider.refund(payment, plan, RefundReason.OTHER, "refund-f1-refund", "f1")
     assert raised.value.retryable and raised.value.message.startswith("Adyen: ")
     assert await adyen.refunds_made(payment.payment_id) == 0
+
+
+async def test_notifications_of_one_payment_at_once_all_count(adyen: AdyenHarness) -> None:
+    """Adyen delivers in parallel: five refunds notified at once are five refunds in the book."""
+    payment_id = await adyen.paid(5000)
+    refunds = [
+        AdyenNotification(
+            event_code="REFUND",
+            psp_reference=f"PARALLELREFUND{n:02d}",
+            original_reference=payment_id,
+            merchant_account="RefundsSandboxECOM",
+            merchant_reference=f"parallel-{n}",
+            value=100,
+            currency="EUR",
+            success=True,
+        )
+        for n in range(5)
+    ]
+    await asyncio.gather(*(adyen.book.record(item) for item in refunds))
+    assert (await adyen.provider.fetch_payment(payment_id)).amount_refunded == 500
+
+
+async def test_with_auto_capture_an_authorised_payment_is_captured(adyen: AdyenHarness) -> None:
+    """Adyen's default account captures at authorisation and sends no CAPTURE notification."""
+    held = await adyen.paid(700, "USD", captured=False)  # booked: AUTHORISATION only
+    provider = AdyenProvider(
+        "AQE_sandbox_key", "RefundsSandboxECOM", adyen.book, adyen.sandbox.base_url
+    )
+    snapshot = await provider.fetch_payment(held)
+    assert snapshot.state is PaymentState.CAPTURED
+    assert (snapshot.amount_captured, snapshot.amount_authorized) == (700, 0)
+
+
+def test_a_live_checkout_base_names_the_accounts_live_prefix(ledger_db: asyncpg.Pool) -> None:
+    base = "https://1797a841fbb37ca7-AdyenDemo-checkout-live.adyenpayments.com/checkout/v72"
+    provider = AdyenProvider("key", "ShopECOM", AdyenPaymentBook(ledger_db), base)
+    client = provider._adyen.client
+    assert (client.platform, client.live_endpoint_prefix) == ("live", "1797a841fbb37ca7-AdyenDemo")
+    # What the library sends to: the live base as configured, no "Please set your live suffix".
+    assert client._determine_api_url("live", f"{base}/payments/X/refunds") == (
+        f"{base}/payments/X/refunds"
+    )
+
+
+def test_a_request_the_library_refuses_to_send_is_not_retried() -> None:
+    refused = AdyenEndpointInvalidFormat("Please set your live suffix")
+    error = classify(refused)
+    assert not error.retryable
+    assert "check ADYEN_CHECKOUT_BASE" in error.message

@@ -51,6 +51,7 @@ class AdyenHarness:
             self.book,
             self.sandbox.base_url,
             settlement_timeout_s=SETTLEMENT_TIMEOUT_S,
+            auto_capture=False,  # the sandbox notifies CAPTURE, and delays it when asked
         )
 
     async def paid(
@@ -99,6 +100,7 @@ class AdyenHarness:
             checkout_base=self.sandbox.base_url,
             hmac_key=self._receiver.adyen_hmac_key,
             settlement_timeout_s=SETTLEMENT_TIMEOUT_S,
+            auto_capture=False,
         )
         return settings.with_overrides(adyen=adyen)
 
