@@ -27,6 +27,8 @@ from workflows.models import (
     FetchPayment,
     FetchRefund,
     LateFailureResult,
+    LateSettlement,
+    LateSettlementResult,
     PaymentSnapshot,
     Psp,
     PspRefund,
@@ -172,6 +174,31 @@ class RefundActivities:
                 transfer_id=void_id(settle.request_id), pending_id=reserve_id(settle.request_id)
             )
 
+    @activity.defn(name="settle_kept_reservation")
+    async def settle_kept_reservation(self, late: LateSettlement) -> LateSettlementResult:
+        """Post (succeeded) or release (failed) a reservation a refund kept when it ended
+        without the provider's outcome; nothing when none is kept (posted or voided already).
+        """
+        request_id = late.request_id
+        with _as_application_errors():
+            made = {t.id for t in await self._ledger.transfers_for_refund(request_id)}
+            kept = reserve_id(request_id) in made and not (
+                {post_id(request_id), void_id(request_id)} & made
+            )
+            if not kept:
+                return LateSettlementResult(request_id=request_id, action="nothing kept")
+            if late.status is PspRefundStatus.SUCCEEDED:
+                await self._post(request_id, late.amount)
+                return LateSettlementResult(
+                    request_id=request_id, action="posted", transfer_id=post_id(request_id)
+                )
+            await self._ledger.void(
+                transfer_id=void_id(request_id), pending_id=reserve_id(request_id)
+            )
+        return LateSettlementResult(
+            request_id=request_id, action="released", transfer_id=void_id(request_id)
+        )
+
     @activity.defn(name="compensate_refund")
     async def compensate_refund(self, failure: CompensateRefund) -> LateFailureResult:
         """Book back a posted refund the provider failed later: its accounts, reversed."""
@@ -215,4 +242,5 @@ class RefundActivities:
             self.post_refund,
             self.void_reservation,
             self.compensate_refund,
+            self.settle_kept_reservation,
         ]

@@ -44,8 +44,10 @@ from workers.settings import Settings
 from workers.worker import build_providers
 from workflows.disputes import RecordDisputeWorkflow
 from workflows.late_failure import RefundLateFailureWorkflow, late_failure_workflow_id
+from workflows.late_settlement import RefundLateSettlementWorkflow, late_settlement_workflow_id
 from workflows.models import (
     CompensateRefund,
+    LateSettlement,
     PaymentDisputed,
     Psp,
     PspRefundStatus,
@@ -163,8 +165,10 @@ async def _after_the_refund_ended(
             raise  # Temporal did not answer: 5xx, so the provider delivers it again
         log.warning("event %s: no refund %s (%s)", action.update.event_id, name, exc.message)
         return f"no refund {name}"
-    succeeded = ended.typed_search_attributes.get(REFUND_STATUS) == "SUCCEEDED"
-    if action.update.status is not PspRefundStatus.FAILED or not succeeded:
+    status = ended.typed_search_attributes.get(REFUND_STATUS)
+    if status == "FAILED":
+        return await _settled_after_the_refund_gave_up(client, task_queue, action)
+    if action.update.status is not PspRefundStatus.FAILED or status != "SUCCEEDED":
         return f"{name} has ended: nothing to change"
     update = action.update
     failure = CompensateRefund(
@@ -186,6 +190,33 @@ async def _after_the_refund_ended(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
     return f"late failure of {name} recorded"
+
+
+async def _settled_after_the_refund_gave_up(
+    client: Client, task_queue: str, action: RefundUpdateAction
+) -> str:
+    """A refund that ended FAILED may have kept its reservation (the provider had not settled
+    within 7 days): the provider's word now posts or releases it, once per refund."""
+    update = action.update
+    settled = LateSettlement(
+        request_id=action.request_id,
+        event_id=update.event_id,
+        psp_refund_id=update.psp_refund_id,
+        status=update.status,
+        amount=update.amount,
+        currency=update.currency,
+        failure_reason=update.failure_reason,
+    )
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            RefundLateSettlementWorkflow.run,
+            settled,
+            id=late_settlement_workflow_id(action.request_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    return f"late settlement of {workflow_id(action.request_id)} recorded"
 
 
 def receiver_for(client: Client, settings: Settings) -> APIRouter:

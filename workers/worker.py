@@ -33,6 +33,7 @@ from workers.provider_settings import DEFAULT_RATE_LIMITS, WORKER_QUEUE_NAMES
 from workers.settings import Settings, SettingsError
 from workflows.disputes import RecordDisputeWorkflow
 from workflows.late_failure import RefundLateFailureWorkflow
+from workflows.late_settlement import RefundLateSettlementWorkflow
 from workflows.models import Psp
 from workflows.refund import RefundWorkflow
 from workflows.steps import provider_queue
@@ -110,6 +111,7 @@ def refund_worker(
         workflows=[
             RefundWorkflow,
             RefundLateFailureWorkflow,
+            RefundLateSettlementWorkflow,
             RecordDisputeWorkflow,
             *extra_workflows,
         ],

@@ -301,6 +301,24 @@ class CompensateRefund(BaseModel):
     failure_reason: str | None = None
 
 
+class LateSettlement(BaseModel):
+    """The provider's final word on a refund whose workflow had ended without it."""
+
+    request_id: str
+    event_id: str
+    psp_refund_id: str
+    status: PspRefundStatus
+    amount: int
+    currency: str
+    failure_reason: str | None = None
+
+
+class LateSettlementResult(BaseModel):
+    request_id: str
+    action: Literal["posted", "released", "nothing kept"]
+    transfer_id: str | None = None
+
+
 class LateFailureResult(BaseModel):
     request_id: str
     compensation_transfer_id: str | None  # None when the refund had never been posted
