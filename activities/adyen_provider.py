@@ -31,6 +31,7 @@ from activities.errors import (
     CurrencyMismatch,
     OverRefund,
     PaymentNotFound,
+    PaymentNotYetNotified,
     ProviderAuthFailed,
     ProviderDeclined,
     ProviderRateLimited,
@@ -111,7 +112,7 @@ class AdyenProvider:
     async def fetch_payment(self, payment_id: str) -> PaymentSnapshot:
         payment = await self.book.payment(payment_id)
         if payment is None:
-            raise PaymentNotFound(
+            raise PaymentNotYetNotified(
                 f"Adyen has not notified an AUTHORISATION for {payment_id} (Adyen has no payment "
                 "read API; the service learns payments from notifications)"
             )

@@ -3,6 +3,7 @@
     RefundError                      base; ``retryable`` says whether Temporal may try again
     ├── RefundRefused                the request itself is wrong: never retried, ends REJECTED
     │   ├── PaymentNotFound          the provider does not know the payment
+    │   ├── PaymentNotYetNotified    a notifying provider (Adyen) has not told of it yet
     │   ├── PaymentNotRefundable     disputed, not captured, canceled, fully refunded
     │   ├── CurrencyMismatch         the request's currency is not the payment's
     │   ├── OverRefund               more than what is still refundable (provider or ledger)
@@ -38,6 +39,10 @@ class RefundRefused(RefundError):
 
 class PaymentNotFound(RefundRefused):
     pass
+
+
+class PaymentNotYetNotified(RefundRefused):
+    """Adyen has not (yet) notified the payment: the workflow waits a while, then refuses."""
 
 
 class PaymentNotRefundable(RefundRefused):

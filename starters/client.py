@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 from workflows import search_attributes as sa
 from workflows.models import RefundRequest, RefundResult, RefundStatus, RefundView
 from workflows.refund import RefundWorkflow
+from workflows.rules import MAX_AMOUNT
 
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]
 
@@ -38,7 +39,8 @@ def initial_search_attributes(request: RefundRequest) -> TypedSearchAttributes:
         SearchAttributePair(sa.CUSTOMER_ID, request.customer_id),
         SearchAttributePair(sa.PAYMENT_ID, request.payment_id),
     ]
-    if request.amount is not None:
+    if request.amount is not None and 0 < request.amount <= MAX_AMOUNT:
+        # Out of range, the workflow refuses it by name; Temporal would refuse the attribute.
         pairs.append(SearchAttributePair(sa.REFUND_AMOUNT, request.amount))
     return TypedSearchAttributes(pairs)
 

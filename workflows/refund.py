@@ -18,7 +18,6 @@ from temporalio.common import SearchAttributeUpdate
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.models import (
-        FetchPayment,
         PaymentSnapshot,
         PspRefund,
         PspRefundStatus,
@@ -34,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         SettleRefund,
     )
     from workflows.notices import announce, book_back, escalate, record_outcome
+    from workflows.payment_notice import fetch_payment
     from workflows.review import ReviewBook, format_duration
     from workflows.review_handlers import ReviewHandlers, wait_until
     from workflows.review_models import (
@@ -92,11 +92,7 @@ class RefundWorkflow(ReviewHandlers):
             return await self._finish(RefundStatus.REJECTED, problem)
         self._status = RefundStatus.VALIDATING
         try:
-            payment = await local_step(
-                "fetch_payment",
-                FetchPayment(psp=request.psp, payment_id=request.payment_id),
-                PaymentSnapshot,
-            )
+            payment = await fetch_payment(request, self._note_settlement)
             self._payment = payment
             plan = plan_refund(request, payment)
             self._amount = plan.amount

@@ -19,6 +19,7 @@ REFUSAL_TYPES = frozenset(
     {
         "RefundRefused",
         "PaymentNotFound",
+        "PaymentNotYetNotified",
         "PaymentNotRefundable",
         "CurrencyMismatch",
         "OverRefund",
@@ -39,9 +40,10 @@ PROVIDER_RETRY = RetryPolicy(
 class StepFailed(Exception):
     """An activity ended for good; ``refused`` when it was the request's fault."""
 
-    def __init__(self, message: str, refused: bool) -> None:
+    def __init__(self, message: str, refused: bool, error_type: str | None = None) -> None:
         super().__init__(message)
         self.refused = refused
+        self.error_type = error_type
 
 
 def step_failure(error: ActivityError | ApplicationError) -> StepFailed:
@@ -49,7 +51,7 @@ def step_failure(error: ActivityError | ApplicationError) -> StepFailed:
     # a local activity's non-retryable failure arrives as the ApplicationError itself.
     cause = error.cause if isinstance(error, ActivityError) else error
     if isinstance(cause, ApplicationError):
-        return StepFailed(cause.message, refused=cause.type in REFUSAL_TYPES)
+        return StepFailed(cause.message, refused=cause.type in REFUSAL_TYPES, error_type=cause.type)
     return StepFailed(str(cause or error), refused=False)
 
 

@@ -16,6 +16,7 @@ from activities.adyen_payments import AdyenPaymentBook
 from activities.adyen_provider import AdyenProvider, adyen_idempotency_key, classify
 from activities.errors import (
     PaymentNotFound,
+    PaymentNotYetNotified,
     ProviderAuthFailed,
     ProviderRateLimited,
     ProviderUnavailable,
@@ -53,7 +54,7 @@ def adapter(harness: AdyenHarness) -> AdyenProvider:
 
 
 async def test_a_payment_adyen_never_notified_is_not_found(adyen: AdyenHarness) -> None:
-    with pytest.raises(PaymentNotFound, match="has not notified an AUTHORISATION for NOSUCH"):
+    with pytest.raises(PaymentNotYetNotified, match="has not notified an AUTHORISATION for NOSUCH"):
         await adyen.provider.fetch_payment("NOSUCHPAYMENT000")
 
 
