@@ -47,6 +47,9 @@ CHARGEBACK_EVENTS = frozenset({"CHARGEBACK", "NOTIFICATION_OF_CHARGEBACK"})
 REFUND_UNDONE_EVENTS = frozenset({"REFUND_FAILED", "REFUNDED_REVERSED"})
 
 
+MAX_MINOR_UNITS = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class AdyenNotification:
     """One verified NotificationRequestItem, as Adyen sent it (amounts in minor units)."""
@@ -182,7 +185,8 @@ def _text(item: Mapping[str, Any], name: str, required: bool = False) -> str:
 def _notification(item: Mapping[str, Any], live: bool) -> AdyenNotification:
     amount = item.get("amount") or {}
     value = amount.get("value", 0) if isinstance(amount, dict) else None
-    if type(value) is not int or value < 0:  # minor units: no 12.5, true or -1
+    # Minor units: no 12.5, true, -1, or more than any store of money holds (2**63 - 1).
+    if type(value) is not int or not 0 <= value <= MAX_MINOR_UNITS:
         raise WebhookMalformed("the item's amount.value is not a whole number of minor units")
     success = item.get("success")
     if success not in ("true", "false", True, False):

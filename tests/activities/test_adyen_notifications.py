@@ -114,6 +114,12 @@ def test_a_signed_item_with_a_fractional_amount_is_malformed() -> None:
         verify_and_parse(batch(odd), None, [KEY], None)
 
 
+def test_a_signed_item_with_an_amount_beyond_any_store_of_money_is_malformed() -> None:
+    huge = item(value=2**70)  # signed as sent: the HMAC holds, the amount does not
+    with pytest.raises(WebhookMalformed, match="minor units"):
+        verify_and_parse(batch(huge), None, [KEY], None)
+
+
 def test_refund_outcomes_become_refund_updates() -> None:
     parsed = verify_and_parse(
         batch(
