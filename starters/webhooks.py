@@ -9,7 +9,6 @@ by the application's body limit before this code runs.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,6 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import RefundError
@@ -40,23 +38,18 @@ from activities.webhook_actions import (
 from starters.cli_support import describe_validation_error
 from starters.client import start_refund, workflow_id
 from starters.http_errors import ApiError
+from starters.webhooks_ended import after_the_refund_ended
 from workers.settings import Settings
 from workers.worker import build_providers
 from workflows.disputes import RecordDisputeWorkflow
-from workflows.late_failure import RefundLateFailureWorkflow, late_failure_workflow_id
-from workflows.late_settlement import RefundLateSettlementWorkflow, late_settlement_workflow_id
 from workflows.models import (
-    CompensateRefund,
-    LateSettlement,
     PaymentDisputed,
     Psp,
-    PspRefundStatus,
     RecordDispute,
     RefundReason,
     RefundRequest,
 )
 from workflows.refund import RefundWorkflow
-from workflows.search_attributes import REFUND_STATUS
 
 log = logging.getLogger("refunds.webhooks")
 
@@ -148,75 +141,8 @@ async def apply_action(
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise  # Temporal did not take it: answer 5xx so the provider retries
-        return await _after_the_refund_ended(client, task_queue, action)
+        return await after_the_refund_ended(client, task_queue, action)
     return f"told {handle.id}: {action.update.status.value}"
-
-
-async def _after_the_refund_ended(
-    client: Client, task_queue: str, action: RefundUpdateAction
-) -> str:
-    """A provider update for a refund no longer running: a failure after it succeeded books a
-    compensating transfer (once, by workflow ID); anything else has nothing left to change."""
-    name = workflow_id(action.request_id)
-    try:
-        ended = await client.get_workflow_handle(name).describe()
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise  # Temporal did not answer: 5xx, so the provider delivers it again
-        log.warning("event %s: no refund %s (%s)", action.update.event_id, name, exc.message)
-        return f"no refund {name}"
-    status = ended.typed_search_attributes.get(REFUND_STATUS)
-    if status == "FAILED":
-        return await _settled_after_the_refund_gave_up(client, task_queue, action)
-    if action.update.status is not PspRefundStatus.FAILED or status != "SUCCEEDED":
-        return f"{name} has ended: nothing to change"
-    update = action.update
-    failure = CompensateRefund(
-        request_id=action.request_id,
-        event_id=update.event_id,
-        psp_refund_id=update.psp_refund_id,
-        amount=update.amount,
-        currency=update.currency,
-        failure_reason=update.failure_reason,
-    )
-    # Recorded already when the ID exists: the provider is delivering the same failure again.
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await client.start_workflow(
-            RefundLateFailureWorkflow.run,
-            failure,
-            id=late_failure_workflow_id(action.request_id),
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    return f"late failure of {name} recorded"
-
-
-async def _settled_after_the_refund_gave_up(
-    client: Client, task_queue: str, action: RefundUpdateAction
-) -> str:
-    """A refund that ended FAILED may have kept its reservation (the provider had not settled
-    within 7 days): the provider's word now posts or releases it, once per refund."""
-    update = action.update
-    settled = LateSettlement(
-        request_id=action.request_id,
-        event_id=update.event_id,
-        psp_refund_id=update.psp_refund_id,
-        status=update.status,
-        amount=update.amount,
-        currency=update.currency,
-        failure_reason=update.failure_reason,
-    )
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await client.start_workflow(
-            RefundLateSettlementWorkflow.run,
-            settled,
-            id=late_settlement_workflow_id(action.request_id),
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    return f"late settlement of {workflow_id(action.request_id)} recorded"
 
 
 def receiver_for(client: Client, settings: Settings) -> APIRouter:

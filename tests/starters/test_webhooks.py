@@ -358,3 +358,42 @@ async def test_a_failure_after_success_books_one_compensating_transfer(
     balances = {(b.account, b.currency): b.balance for b in await ledger.balances()}
     assert balances.get(("merchant:refunds", "USD"), 0) == 0, "the refund was booked back"
     assert await ledger.verify() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"id": "re_someone_elses"}, "it is about re_someone_elses"),
+        ({"currency": "eur"}, "it is in EUR, the refund in USD"),
+    ],
+)
+async def test_a_late_failure_naming_another_refund_books_nothing(
+    receiver: tuple[httpx.AsyncClient, str],
+    dev_env: WorkflowEnvironment,
+    ledger_db: asyncpg.Pool,
+    stripe_base: str,
+    change: dict[str, str],
+    why: str,
+) -> None:
+    http, queue = receiver
+    payment = await paid(stripe_base, 2700)
+    request = refund_request(payment)
+    result = await (await start_refund(dev_env.client, request, queue)).result()
+    assert result.status is RefundStatus.SUCCEEDED and result.psp_refund_id
+    refund = (
+        await shop_client(stripe_base, SANDBOX_KEY).v1.refunds.retrieve_async(result.psp_refund_id)
+    ).to_dict()
+    failed = refund | {"status": "failed", "failure_reason": "unknown"} | change
+    event = json.dumps(
+        {
+            "id": f"evt_odd_{uuid.uuid4().hex[:6]}",
+            "type": "refund.failed",
+            "data": {"object": failed},
+        }
+    ).encode()
+    signed = {"Stripe-Signature": stripe_signed(event, STRIPE_SECRET)}
+    answer = await http.post("/webhooks/stripe", content=event, headers=signed)
+
+    assert answer.status_code == 200 and why in answer.text
+    kinds = sorted(t.kind for t in await Ledger(ledger_db).transfers_for_refund(request.request_id))
+    assert kinds == ["pending", "post"], "nothing was booked back"
