@@ -7,8 +7,12 @@ PAYPAL-TRANSMISSION-SIG, and names its certificate in PAYPAL-CERT-URL. Two ways 
 
 - ``certificate``: with a configured PEM (``PAYPAL_WEBHOOK_CERT_FILE``, as for the local
   sandbox) use it; otherwise download the certificate from PAYPAL-CERT-URL, which must be
-  https on one of PayPal's API hosts (anything else is refused before any download, or an
-  attacker's certificate would vouch for an attacker's body), cached by URL.
+  ``https://<host>/v1/notifications/certs/<name>`` on an API host of the configured
+  ``PAYPAL_MODE`` (live: api.paypal.com, api-m.paypal.com; sandbox: their ``.sandbox``
+  twins), default port, no query or fragment. Anything else is refused before any download:
+  an attacker's certificate would vouch for an attacker's body, and a free-form URL would
+  let anyone make the receiver fetch what they like. Downloads are cached by URL, the
+  ``CERT_CACHE_SIZE`` latest only. Either certificate must be within its validity window.
 - ``api``: ask PayPal's ``POST /v1/notifications/verify-webhook-signature``.
 
 Either way the transmission time must be within 5 minutes (a replayed old delivery, or one
@@ -21,6 +25,7 @@ import base64
 import binascii
 import json
 import zlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +37,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from activities.paypal_provider import REFUND_STATES, PayPalProvider, minor_units
+from activities.paypal_payments import REFUND_STATES, minor_units
+from activities.paypal_provider import PayPalProvider
 from activities.webhook_actions import (
     DisputeOpened,
     IgnoredEvent,
@@ -43,12 +49,13 @@ from activities.webhook_actions import (
 )
 from workflows.models import ProviderRefundUpdate, Psp
 
-PAYPAL_CERT_HOSTS = (
-    "api.paypal.com",
-    "api.sandbox.paypal.com",
-    "api-m.paypal.com",
-    "api-m.sandbox.paypal.com",
-)
+PAYPAL_CERT_HOSTS = {
+    "live": ("api.paypal.com", "api-m.paypal.com"),
+    "sandbox": ("api.sandbox.paypal.com", "api-m.sandbox.paypal.com"),
+}
+CERT_PATH = "/v1/notifications/certs/"
+CERT_CACHE_SIZE = 16
+_CERT_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 TOLERANCE_SECONDS = 300
 CERT_TIMEOUT_SECONDS = 10.0
 HEADERS = ("transmission-id", "transmission-time", "transmission-sig", "cert-url", "auth-algo")
@@ -66,7 +73,9 @@ REFUND_EVENTS = frozenset(
 class PayPalWebhookVerifier:
     """Verifies a delivery and says what it asks; see the module docstring for the modes.
 
-    ``https_only`` may be turned off only to fetch a local sandbox's certificate in tests.
+    ``paypal_mode`` (``PAYPAL_MODE``: live or sandbox) says whose certificate hosts are
+    allowed; ``allowed_cert_hosts`` and ``https_only`` may be changed only to fetch a local
+    sandbox's certificate in tests.
     """
 
     def __init__(
@@ -74,9 +83,10 @@ class PayPalWebhookVerifier:
         webhook_id: str | None,
         *,
         mode: str = "certificate",
+        paypal_mode: str = "live",
         certificate_pem: bytes | None = None,
         api: PayPalProvider | None = None,
-        allowed_cert_hosts: tuple[str, ...] = PAYPAL_CERT_HOSTS,
+        allowed_cert_hosts: tuple[str, ...] | None = None,
         https_only: bool = True,
         tolerance_s: int = TOLERANCE_SECONDS,
     ) -> None:
@@ -84,11 +94,14 @@ class PayPalWebhookVerifier:
             raise ValueError(f"PayPal webhook verification is certificate or api, not {mode!r}")
         if mode == "api" and api is None:
             raise ValueError("api verification needs the PayPal adapter (PAYPAL_CLIENT_ID)")
+        if paypal_mode not in PAYPAL_CERT_HOSTS:
+            raise ValueError(f"PAYPAL_MODE is live or sandbox, not {paypal_mode!r}")
         self.webhook_id, self.mode, self.api = webhook_id, mode, api
-        self.allowed_cert_hosts = tuple(host.lower() for host in allowed_cert_hosts)
+        hosts = PAYPAL_CERT_HOSTS[paypal_mode] if allowed_cert_hosts is None else allowed_cert_hosts
+        self.allowed_cert_hosts = tuple(host.lower() for host in hosts)
         self.https_only, self.tolerance_s = https_only, tolerance_s
-        self._configured = _public_key(certificate_pem) if certificate_pem else None
-        self._downloaded: dict[str, rsa.RSAPublicKey] = {}
+        self._configured = _certificate(certificate_pem) if certificate_pem else None
+        self._downloaded: OrderedDict[str, x509.Certificate] = OrderedDict()
 
     async def actions(self, payload: bytes, headers: Mapping[str, str]) -> list[WebhookAction]:
         """Verify, then read; WebhookRejected (401) or WebhookMalformed (400) otherwise."""
@@ -105,7 +118,8 @@ class PayPalWebhookVerifier:
         else:
             if values["auth-algo"] != "SHA256withRSA":
                 raise WebhookRejected(f"PAYPAL-AUTH-ALGO {values['auth-algo']!r} is not accepted")
-            key = self._configured or await self._certificate(values["cert-url"])
+            certificate = self._configured or await self._download(values["cert-url"])
+            key = _valid_key(certificate, "configured" if self._configured else "downloaded")
             message = (
                 f"{values['transmission-id']}|{values['transmission-time']}|{self.webhook_id}|"
                 f"{zlib.crc32(payload) & 0xFFFFFFFF}"
@@ -130,13 +144,36 @@ class PayPalWebhookVerifier:
         if age < -self.tolerance_s:
             raise WebhookRejected("PayPal transmission time is in the future")
 
-    async def _certificate(self, url: str) -> rsa.RSAPublicKey:
+    def _check_cert_url(self, url: str) -> None:
+        """Refuse, before any download, a PAYPAL-CERT-URL that is not one of PayPal's."""
         parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        try:
+            host, port = (parts.hostname or "").lower(), parts.port
+        except ValueError:
+            raise WebhookRejected(f"PAYPAL-CERT-URL {url!r} is not a URL: not downloaded") from None
         if self.https_only and parts.scheme != "https":
             raise WebhookRejected(f"PAYPAL-CERT-URL {url!r} is not https: not downloaded")
         if host not in self.allowed_cert_hosts or parts.username or parts.password:
             raise WebhookRejected(f"PAYPAL-CERT-URL host {host!r} is not PayPal's: not downloaded")
+        if port is not None and self.https_only and port != 443:
+            raise WebhookRejected(f"PAYPAL-CERT-URL port {port} is not PayPal's: not downloaded")
+        name = parts.path.removeprefix(CERT_PATH)
+        if (
+            not parts.path.startswith(CERT_PATH)
+            or not name
+            or not set(name) <= _CERT_NAME_CHARS
+            or name in (".", "..")
+        ):
+            raise WebhookRejected(
+                f"PAYPAL-CERT-URL path {parts.path!r} is not under {CERT_PATH}: not downloaded"
+            )
+        if parts.query or parts.fragment or "?" in url or "#" in url:
+            raise WebhookRejected(
+                f"PAYPAL-CERT-URL {url!r} has a query or fragment: not downloaded"
+            )
+
+    async def _download(self, url: str) -> x509.Certificate:
+        self._check_cert_url(url)
         cached = self._downloaded.get(url)
         if cached is not None:
             return cached
@@ -149,11 +186,13 @@ class PayPalWebhookVerifier:
             raise RuntimeError(f"PayPal certificate {url} could not be fetched: {exc}") from exc
         try:
             answer.raise_for_status()
-            key = _public_key(answer.content)
+            certificate = _certificate(answer.content)
         except (httpx.HTTPStatusError, ValueError) as exc:
             raise WebhookRejected(f"PAYPAL-CERT-URL {url!r} holds no certificate: {exc}") from exc
-        self._downloaded[url] = key
-        return key
+        self._downloaded[url] = certificate
+        while len(self._downloaded) > CERT_CACHE_SIZE:
+            self._downloaded.popitem(last=False)  # the oldest download goes first
+        return certificate
 
     async def _verify_by_api(self, payload: bytes, values: Mapping[str, str]) -> None:
         assert self.api is not None
@@ -174,11 +213,24 @@ class PayPalWebhookVerifier:
             raise WebhookRejected("PayPal says the transmission signature does not verify")
 
 
-def _public_key(pem: bytes) -> rsa.RSAPublicKey:
+def _certificate(pem: bytes) -> x509.Certificate:
     certificate = x509.load_pem_x509_certificate(pem)
-    key = certificate.public_key()
-    if not isinstance(key, rsa.RSAPublicKey):
+    if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
         raise ValueError("the PayPal certificate does not hold an RSA key")
+    return certificate
+
+
+def _valid_key(certificate: x509.Certificate, which: str) -> rsa.RSAPublicKey:
+    """The certificate's RSA key, if the certificate is valid now (else 401)."""
+    moment = datetime.now(UTC)
+    if moment < certificate.not_valid_before_utc:
+        since = certificate.not_valid_before_utc.isoformat()
+        raise WebhookRejected(f"the {which} PayPal certificate is not valid before {since}")
+    if moment > certificate.not_valid_after_utc:
+        until = certificate.not_valid_after_utc.isoformat()
+        raise WebhookRejected(f"the {which} PayPal certificate expired at {until}")
+    key = certificate.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)  # checked on loading
     return key
 
 

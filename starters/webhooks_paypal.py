@@ -49,7 +49,7 @@ def paypal_router(
 
 def paypal_verifier(settings: Settings) -> PayPalWebhookVerifier:
     """The verifier ``settings.paypal`` asks for (PAYPAL_WEBHOOK_ID, PAYPAL_WEBHOOK_VERIFY,
-    PAYPAL_WEBHOOK_CERT_FILE); without a webhook id it refuses every event."""
+    PAYPAL_WEBHOOK_CERT_FILE, PAYPAL_MODE); without a webhook id it refuses every event."""
     paypal = settings.paypal
     if not paypal.webhook_id:
         log.warning("PAYPAL_WEBHOOK_ID is not set: /webhooks/paypal refuses every event")
@@ -64,6 +64,7 @@ def paypal_verifier(settings: Settings) -> PayPalWebhookVerifier:
     return PayPalWebhookVerifier(
         paypal.webhook_id,
         mode=paypal.webhook_verify,
+        paypal_mode=paypal.mode,  # whose certificate hosts PAYPAL-CERT-URL may name
         certificate_pem=certificate,
         api=api,
     )

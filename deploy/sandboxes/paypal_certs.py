@@ -6,7 +6,8 @@ body as an unsigned decimal>`, base64 in PAYPAL-TRANSMISSION-SIG; the receiver f
 X.509 certificate from PAYPAL-CERT-URL (paypalrestsdk's `WebhookEvent.verify` does the same).
 The sandbox makes a self-signed certificate with `cryptography` (kept in `cert_dir` so a
 restarted sandbox signs with the same one and a receiver configured with
-PAYPAL_WEBHOOK_CERT_FILE keeps accepting it).
+PAYPAL_WEBHOOK_CERT_FILE keeps accepting it). Receivers check a certificate's validity window,
+so it is valid from a day ago for ten years, and a kept one that is not valid now is replaced.
 """
 
 from __future__ import annotations
@@ -52,13 +53,21 @@ class SigningCertificate:
         return True
 
 
+def valid_now(pem: bytes) -> bool:
+    """Whether the PEM certificate's validity window holds the present moment."""
+    certificate = x509.load_pem_x509_certificate(pem)
+    moment = datetime.datetime.now(datetime.UTC)
+    return certificate.not_valid_before_utc <= moment <= certificate.not_valid_after_utc
+
+
 def load_or_make(cert_dir: Path) -> SigningCertificate:
     """The certificate in `cert_dir`, or a new one written there (key readable by owner only)."""
     key_file, cert_file = cert_dir / _KEY_FILE, cert_dir / _CERT_FILE
     if key_file.is_file() and cert_file.is_file():
         key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-        if isinstance(key, rsa.RSAPrivateKey):
-            return SigningCertificate(key, cert_file.read_bytes(), cert_file)
+        pem = cert_file.read_bytes()
+        if isinstance(key, rsa.RSAPrivateKey) and valid_now(pem):
+            return SigningCertificate(key, pem, cert_file)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name(
         [

@@ -6,7 +6,8 @@ answer again, status and body, even when that answer was lost to a dropped conne
 documents that it "returns the latest status of the previous request that used that same
 header" and does not compare bodies, so a repeated id with another body gets that same first
 answer (it never makes a second refund); an id whose first request is still running gets 409
-PREVIOUS_REQUEST_IN_PROGRESS. Only successes and 422 refusals are kept, so a request refused
+PREVIOUS_REQUEST_IN_PROGRESS; an id longer than PayPal's documented 108 characters is refused
+(400). Only successes and 422 refusals are kept, so a request refused
 for its form (400) or failed by a fault (5xx) can be corrected or retried with the same id.
 `Prefer: return=representation` gives the whole resource, else the minimal `id`, `status`,
 `links` (a void then answers 204 without a body), as PayPal does.
@@ -45,6 +46,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Operation = Callable[[web.Request, JsonObject], tuple[int, JsonObject | None]]
 
 REQUEST_ID_TTL_SECONDS = 45 * 86400
+REQUEST_ID_MAX_LENGTH = 108
 REFUSED_SECRETS = frozenset({"bad-secret", "wrong"})
 TOKEN_SECONDS = 32400
 _SCOPE = "https://uri.paypal.com/services/payments/refund https://uri.paypal.com/services/payments/payment/authcapture"
@@ -272,6 +274,13 @@ class PayPalApi:
             skip = request.method != "POST" or request.path.startswith(CONTROL_PREFIX)
             if skip or not request_id or client is None or not request.path.startswith("/v2/"):
                 return await handler(request)
+            if len(request_id) > REQUEST_ID_MAX_LENGTH:
+                error = invalid(
+                    "INVALID_PARAMETER_SYNTAX",
+                    f"PayPal-Request-Id is longer than {REQUEST_ID_MAX_LENGTH} characters.",
+                    "PayPal-Request-Id",
+                )
+                return _json(error.status, error.body())
             slot = hashlib.sha256(client.encode()).hexdigest()[:16] + ":" + request_id
             record = self.state.idempotency.get(slot)
             if record is not None:

@@ -22,6 +22,7 @@ Test cards (`payment_source.card.number`):
 Controls (never faulted): `GET /_sandbox/captures/{id}/refunds`, `POST
 /_sandbox/refunds/{id}/settle` `{"status": "COMPLETED"|"FAILED"|"CANCELLED"}`, `POST
 /_sandbox/disputes` `{"capture_id", "reason"}` (CUSTOMER.DISPUTE.CREATED), `/_sandbox/faults`,
+`/_sandbox/answers` (non-JSON errors, redirects, minimal answers: see `paypal_answers`),
 `GET /_sandbox/webhooks`, `GET /_sandbox/health`.
 
 Standalone: `python -m deploy.sandboxes.paypal_sandbox --port 12112 --webhook-url
@@ -42,6 +43,7 @@ from pathlib import Path
 from aiohttp import web
 
 from deploy.sandboxes.faults import SandboxFaults, add_fault_routes, fault_middleware
+from deploy.sandboxes.paypal_answers import Answers
 from deploy.sandboxes.paypal_certs import CERT_NAME, SigningCertificate, load_or_make
 from deploy.sandboxes.paypal_errors import fault_body
 from deploy.sandboxes.paypal_objects import SandboxState
@@ -58,7 +60,8 @@ log = logging.getLogger(__name__)
 
 
 class PayPalSandbox:
-    """The server. `faults` can be changed while it runs (`sandbox.faults.script(...)`).
+    """The server. `faults` and `answers` can be changed while it runs
+    (`sandbox.faults.script(...)`, `sandbox.answers.script(...)`).
 
     `settle_after_seconds` is how long a pending refund stays PENDING and a late-failure one
     stays COMPLETED. Without `webhook_url` and `webhook_id` no webhook is sent.
@@ -75,6 +78,7 @@ class PayPalSandbox:
         cert_dir: Path | None = None,
     ) -> None:
         self.faults = faults if faults is not None else SandboxFaults()
+        self.answers = Answers()
         self.state_file, self.cert_dir = state_file, cert_dir
         self.settle_after_seconds = settle_after_seconds
         self.webhook_url, self.webhook_id = webhook_url, webhook_id
@@ -118,11 +122,17 @@ class PayPalSandbox:
         payments = Payments(self.state, webhooks.emit if webhooks.enabled else None)
         refunds = Refunds(payments, self.settle_after_seconds)
         api = PayPalApi(self.state, payments, refunds, webhooks, self._save)
-        # Request ids outermost (a dropped answer is kept), then faults around the endpoints.
+        # Request ids outermost (a dropped answer is kept), then scripted answers and faults
+        # around the endpoints.
         app = web.Application(
-            middlewares=[api.idempotency(), fault_middleware(self.faults, fault_body)]
+            middlewares=[
+                api.idempotency(),
+                self.answers.middleware(),
+                fault_middleware(self.faults, fault_body),
+            ]
         )
         add_fault_routes(app, self.faults)
+        self.answers.add_routes(app)
         webhooks.add_routes(app)
         api.add_routes(app)
         runner = web.AppRunner(app, access_log=None)

@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from activities.paypal_webhooks import PayPalWebhookVerifier
 from activities.webhook_actions import (
@@ -16,6 +23,7 @@ from activities.webhook_actions import (
     WebhookMalformed,
     WebhookRejected,
 )
+from deploy.sandboxes.paypal_certs import SigningCertificate
 from deploy.sandboxes.paypal_sandbox import PayPalSandbox
 from deploy.sandboxes.paypal_webhooks import Webhooks, event_bytes
 from tests.support.paypal_harness import CLIENT_ID, CLIENT_SECRET
@@ -174,3 +182,97 @@ async def test_api_mode_asks_paypal(sandbox: PayPalSandbox) -> None:
     assert isinstance(action, RefundUpdateAction)
     with pytest.raises(WebhookRejected):
         await check.actions(body.replace(b"10.99", b"11.99"), headers)
+
+
+async def test_cert_urls_outside_paypals_cert_path_are_never_downloaded(
+    sandbox: PayPalSandbox,
+) -> None:
+    body = refund_event()
+    headers = signer(sandbox).signed_headers(body)
+    live = PayPalWebhookVerifier(WEBHOOK_ID, paypal_mode="live")
+    for url in (
+        "https://api.paypal.com/v1/oauth2/token",  # PayPal's host, not a certificate
+        "https://api-m.paypal.com/v1/notifications/certs/",
+        "https://api.paypal.com/v1/notifications/certs/CERT-1?next=https://evil.com",
+        "https://api.paypal.com/v1/notifications/certs/CERT-1?",
+        "https://api.paypal.com/v1/notifications/certs/CERT-1#x",
+        "https://api.paypal.com/v1/notifications/certs/../../oauth2/token",
+        "https://api.paypal.com/v1/notifications/certs/%2e%2e/x",
+        "https://api.paypal.com:8443/v1/notifications/certs/CERT-1",
+        "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-1",  # not live's host
+    ):
+        with pytest.raises(WebhookRejected, match="not downloaded"):
+            await live.actions(body, {**headers, "PAYPAL-CERT-URL": url})
+    sandboxed = PayPalWebhookVerifier(WEBHOOK_ID, paypal_mode="sandbox")
+    with pytest.raises(WebhookRejected, match=r"host 'api-m\.paypal\.com' is not PayPal's"):
+        url = "https://api-m.paypal.com/v1/notifications/certs/CERT-1"
+        await sandboxed.actions(body, {**headers, "PAYPAL-CERT-URL": url})
+    assert sandboxed.allowed_cert_hosts == ("api.sandbox.paypal.com", "api-m.sandbox.paypal.com")
+    with pytest.raises(ValueError, match="live or sandbox"):
+        PayPalWebhookVerifier(WEBHOOK_ID, paypal_mode="production")
+
+
+async def test_the_certificate_cache_keeps_the_latest_16(sandbox: PayPalSandbox) -> None:
+    """A PayPal-like host serving a certificate under any name: every new name is a download,
+    and only the 16 latest stay cached."""
+    served = web.Application()
+
+    async def certificate(_: web.Request) -> web.Response:
+        return web.Response(body=sandbox.certificate_pem)
+
+    served.router.add_get("/v1/notifications/certs/{name}", certificate)
+    runner = web.AppRunner(served)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        check = PayPalWebhookVerifier(
+            WEBHOOK_ID, allowed_cert_hosts=("127.0.0.1",), https_only=False
+        )
+        body = refund_event()
+        urls = [f"http://127.0.0.1:{port}/v1/notifications/certs/CERT-{n}" for n in range(20)]
+        for url in urls:
+            headers = {**signer(sandbox).signed_headers(body), "PAYPAL-CERT-URL": url}
+            (action,) = await check.actions(body, headers)
+            assert isinstance(action, RefundUpdateAction)
+        assert list(check._downloaded) == urls[-16:]
+    finally:
+        await runner.cleanup()
+
+
+def certificate_valid(start: datetime, end: datetime) -> SigningCertificate:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "messageverificationcerts")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    return SigningCertificate(key, pem, Path("unused.pem"))
+
+
+async def test_expired_or_not_yet_valid_certificates_are_refused(
+    sandbox: PayPalSandbox,
+) -> None:
+    now = datetime.now(UTC)
+    body = refund_event()
+    for start, end, why in (
+        (now - timedelta(days=30), now - timedelta(days=1), "expired"),
+        (now + timedelta(days=1), now + timedelta(days=30), "not valid before"),
+    ):
+        cert = certificate_valid(start, end)
+        webhooks = Webhooks(None, WEBHOOK_ID, cert)
+        webhooks.cert_url = sandbox.webhooks.cert_url
+        check = PayPalWebhookVerifier(WEBHOOK_ID, certificate_pem=cert.pem)
+        with pytest.raises(WebhookRejected, match=f"configured PayPal certificate .*{why}"):
+            await check.actions(body, webhooks.signed_headers(body))
+    # The sandbox's own certificate is valid now: deliveries signed with it verify.
+    (action,) = await verifier(sandbox).actions(body, signer(sandbox).signed_headers(body))
+    assert isinstance(action, RefundUpdateAction)

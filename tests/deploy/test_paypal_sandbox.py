@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,9 +13,13 @@ import httpx
 import paypalrestsdk  # type: ignore[import-untyped]
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 
 from activities.paypal_webhooks import PayPalWebhookVerifier
 from activities.webhook_actions import RefundUpdateAction
+from deploy.sandboxes.paypal_certs import load_or_make, valid_now
 from deploy.sandboxes.paypal_objects import LATE_FAILURE_CARD, PENDING_REFUND_CARD
 from deploy.sandboxes.paypal_sandbox import PayPalSandbox
 from deploy.sandboxes.paypal_shop import paypal_checkout
@@ -234,3 +239,66 @@ async def test_webhooks_arrive_signed_and_verify(tmp_path: Path) -> None:
     finally:
         await box.stop()
         await runner.cleanup()
+
+
+async def test_request_ids_longer_than_paypal_takes_are_refused(
+    sandbox: PayPalSandbox, raw: httpx.AsyncClient
+) -> None:
+    capture = await paypal_checkout(sandbox.base_url, 1000, "EUR")
+    url = f"/v2/payments/captures/{capture}/refund"
+    too_long = await raw.post(
+        url, json=refund_body("1.00"), headers={"PayPal-Request-Id": "x" * 109}
+    )
+    assert too_long.status_code == 400
+    assert too_long.json()["details"][0]["field"] == "PayPal-Request-Id"
+    fits = await raw.post(url, json=refund_body("1.00"), headers={"PayPal-Request-Id": "x" * 108})
+    assert fits.status_code == 201
+
+
+async def test_scripted_answers_over_http(sandbox: PayPalSandbox, raw: httpx.AsyncClient) -> None:
+    capture = await paypal_checkout(sandbox.base_url, 1000, "EUR")
+    rules = [
+        {"path_prefix": "/v2/payments/captures/", "method": "GET", "status": 400, "body": "<p>"},
+        {"path_prefix": "/v2/payments/captures/", "method": "POST", "minimal": True},
+        {"path_prefix": "/v2/payments/refunds/", "status": 302, "location": "https://x.test/"},
+    ]
+    assert (await raw.post("/_sandbox/answers", json=rules)).status_code == 200
+    html = await raw.get(f"/v2/payments/captures/{capture}")
+    assert (html.status_code, html.text) == (400, "<p>")
+    refund = await raw.post(
+        f"/v2/payments/captures/{capture}/refund",
+        json=refund_body("2.00"),
+        headers={"Prefer": "return=representation"},
+    )
+    assert refund.status_code == 201 and set(refund.json()) == {"id", "status", "links"}
+    moved = await raw.get(f"/v2/payments/refunds/{refund.json()['id']}", follow_redirects=False)
+    assert (moved.status_code, moved.headers["Location"]) == (302, "https://x.test/")
+    assert (await raw.get("/_sandbox/answers")).json() == []  # each rule was used up
+    shown = await raw.get(f"/v2/payments/captures/{capture}")
+    assert shown.json()["status"] == "PARTIALLY_REFUNDED"
+    refused = await raw.post("/_sandbox/answers", json={"path_prefix": "/", "times": 0})
+    assert refused.status_code == 400
+
+
+def test_a_kept_certificate_that_is_no_longer_valid_is_replaced(tmp_path: Path) -> None:
+    first = load_or_make(tmp_path)
+    assert valid_now(first.pem)
+    old = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=400)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired")])
+    expired = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(first.key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(old)
+        .not_valid_after(old + datetime.timedelta(days=30))
+        .sign(first.key, hashes.SHA256())
+    )
+    first.file.write_bytes(expired.public_bytes(serialization.Encoding.PEM))
+    again = load_or_make(tmp_path)
+    assert valid_now(again.pem) and again.pem == again.file.read_bytes()
+    certificate = x509.load_pem_x509_certificate(again.pem)
+    now = datetime.datetime.now(datetime.UTC)
+    assert certificate.not_valid_before_utc < now - datetime.timedelta(hours=1)
+    assert certificate.not_valid_after_utc > now + datetime.timedelta(days=365)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import pytest
@@ -18,7 +18,7 @@ from deploy.sandboxes.paypal_sandbox import PayPalSandbox
 from deploy.sandboxes.paypal_webhooks import Webhooks, event_bytes
 from starters.client import workflow_id
 from starters.webhooks import FraudWarningPolicy
-from starters.webhooks_paypal import paypal_router
+from starters.webhooks_paypal import paypal_router, paypal_verifier
 from tests.support.http import served_api
 from workers.settings import Settings, parse_api_tokens
 from workflows.models import ProviderRefundUpdate, PspRefundStatus
@@ -137,3 +137,18 @@ async def test_a_signed_refund_event_reaches_the_running_refund(receiver: Receiv
         "EUR",
         "5BD75497ER8405713",
     )
+
+
+def test_the_verifier_downloads_only_from_the_configured_modes_hosts() -> None:
+    base = Settings(
+        task_queue="q",
+        http_address="127.0.0.1:0",
+        api_tokens=parse_api_tokens("t:admin:ops", "REFUNDS_API_TOKENS"),
+    )
+    for mode, hosts in (
+        ("live", ("api.paypal.com", "api-m.paypal.com")),
+        ("sandbox", ("api.sandbox.paypal.com", "api-m.sandbox.paypal.com")),
+    ):
+        paypal = replace(base.paypal, mode=mode, webhook_id=WEBHOOK_ID)
+        verifier = paypal_verifier(base.with_overrides(paypal=paypal))
+        assert verifier.allowed_cert_hosts == hosts
