@@ -15,6 +15,7 @@ from starters.cli_support import emit, load_settings, one_line_errors, run_async
 from starters.client import refund_status, start_refund, visible_status, workflow_id
 from workers.client import connect
 from workers.logging_setup import configure_logging
+from workers.settings import Settings
 from workflows.models import Psp, RefundReason, RefundRequest, RefundResult
 
 
@@ -47,18 +48,43 @@ def worker(queues: str | None) -> None:
     with one_line_errors():
         settings.require_database_url()
         build_providers(settings, required=True)
-        if queues is not None:
-            try:
-                chosen = worker_queues_from_text(queues, "--queues")
-            except ProviderSettingsError as exc:
-                raise click.ClickException(str(exc)) from exc
-            settings = settings.with_overrides(worker_queues=chosen)
+    if queues is not None:
+        if not queues.strip(", "):
+            raise click.BadParameter("name at least one queue", param_hint="--queues")
+        try:
+            chosen = worker_queues_from_text(queues, "--queues")
+        except ProviderSettingsError as exc:
+            raise click.ClickException(str(exc)) from exc
+        unconfigured = [name for name in chosen if name in CREDENTIALS and not _has(settings, name)]
+        if unconfigured:
+            name = unconfigured[0]
+            raise click.ClickException(
+                f"--queues {name}: this worker has no {name} credentials ({CREDENTIALS[name]})"
+            )
+        settings = settings.with_overrides(worker_queues=chosen)
     polled = ", ".join(
         settings.task_queue if name == "refunds" else f"{settings.task_queue}-{name}"
         for name in settings.worker_queues
+        if name == "refunds" or _has(settings, name)
     )
     click.echo(f"worker polling {polled} at {settings.temporal_address}")
     run_until_interrupted(lambda stop: run_worker(settings, stop))
+
+
+CREDENTIALS = {
+    "stripe": "STRIPE_API_KEY",
+    "paypal": "PAYPAL_CLIENT_ID, PAYPAL_CLIENT_SECRET",
+    "adyen": "ADYEN_API_KEY, ADYEN_MERCHANT_ACCOUNT",
+}
+
+
+def _has(settings: Settings, provider: str) -> bool:
+    """Whether the worker has an adapter for ``provider``, so polls its queue."""
+    return {
+        "stripe": bool(settings.stripe_api_key),
+        "paypal": settings.paypal.configured,
+        "adyen": settings.adyen.configured,
+    }[provider]
 
 
 def _read_request_file(path: str) -> dict[str, Any]:

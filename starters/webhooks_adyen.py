@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from temporalio.client import Client
@@ -24,8 +23,6 @@ from activities.errors import DatabaseUnavailable
 from activities.webhook_actions import WebhookMalformed, WebhookRejected
 from starters.http_errors import ApiError
 from starters.webhooks import FraudWarningPolicy, apply_action
-from workers.settings import Settings
-from workers.worker import build_providers
 
 log = logging.getLogger("refunds.webhooks.adyen")
 ACCEPTED = "[accepted]"
@@ -70,19 +67,3 @@ def adyen_router(
         return PlainTextResponse(ACCEPTED)
 
     return router
-
-
-def adyen_router_for(client: Client, settings: Settings, pool: asyncpg.Pool) -> APIRouter:
-    """The endpoint with the configured HMAC key(s) and basic auth; without a key it refuses
-    every notification (401), so Adyen keeps them until one is set."""
-    adyen = settings.adyen
-    if not adyen.hmac_keys:
-        log.warning("ADYEN_HMAC_KEY is not set: /webhooks/adyen refuses every notification")
-    return adyen_router(
-        client,
-        settings.task_queue,
-        AdyenPaymentBook(pool),
-        adyen.hmac_keys,
-        adyen.basic_auth,
-        FraudWarningPolicy(settings.efw_policy, build_providers(settings, pool=pool)),
-    )

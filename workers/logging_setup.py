@@ -50,6 +50,9 @@ def configure_logging() -> None:
             level,
         )
     logging.getLogger("temporalio.activity").addFilter(TaxonomyFailureFilter())
+    # paypalrestsdk logs whole request headers at DEBUG outside live mode: the client secret
+    # (Basic auth of the token call) and bearer tokens. Never below WARNING, whatever the level.
+    logging.getLogger("paypalrestsdk").setLevel(logging.WARNING)
     core_logs = LoggingConfig(
         filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
         forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),

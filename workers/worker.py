@@ -39,6 +39,7 @@ from workflows.refund import RefundWorkflow
 from workflows.steps import provider_queue
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=60)
+PROVIDER_CALLS_AT_ONCE = 16
 
 
 def build_providers(
@@ -146,6 +147,9 @@ def refund_workers(
                     task_queue=provider_queue(task_queue, psp),
                     activities=list(activities),
                     max_task_queue_activities_per_second=rate_limits.get(psp),
+                    # Bounded like the adapters' own thread pools: a slow provider holds
+                    # at most this many calls, never the process's every slot.
+                    max_concurrent_activities=PROVIDER_CALLS_AT_ONCE,
                     graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
                 )
             )

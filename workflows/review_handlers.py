@@ -112,7 +112,10 @@ class ReviewHandlers:
         # first outcome stands, except a failure after success (a late failure: booked back).
         known = self._pushed.get(update.psp_refund_id)
         late_failure = (
-            known is not None
+            # Recorded in the history, so a refund that took the first word before this
+            # replays as it ran.
+            workflow.patched("late-failure-replaces-pushed-success")
+            and known is not None
             and known.status is PspRefundStatus.SUCCEEDED
             and update.status is PspRefundStatus.FAILED
         )

@@ -89,7 +89,8 @@ async def provider_step(name: str, arg: Any, result_type: type[T], psp: Psp) -> 
             arg,
             result_type=result_type,
             task_queue=provider_queue(workflow.info().task_queue, psp),
-            # Above the SDK's own 80 s request timeout, so an attempt never overlaps the next.
+            # Above the SDKs' own request timeouts (Stripe 80 s), so an attempt never
+            # overlaps the next.
             start_to_close_timeout=timedelta(seconds=120),
             retry_policy=PROVIDER_RETRY,
         )
