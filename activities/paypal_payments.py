@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from activities.errors import ProviderDeclined
+from activities.errors import RefundRefused
 from workflows.currencies import MINOR_UNITS
 from workflows.models import PaymentSnapshot, PaymentState, Psp, PspRefund, PspRefundStatus
 
@@ -34,7 +34,10 @@ def paypal_value(amount: int, currency: str) -> str:
     value = Decimal(amount).scaleb(-MINOR_UNITS.get(code, 2))
     quantum = Decimal(1) if code in NO_DECIMALS else Decimal("0.01")
     if value != value.quantize(quantum):
-        raise ProviderDeclined(f"PayPal: {code} amounts take no decimals ({value} {code})")
+        # The request asks what PayPal cannot do: a refusal (REJECTED), nothing was sent.
+        raise RefundRefused(
+            f"PayPal: {code} amounts take no decimals ({value} {code}); ask for whole {code}"
+        )
     return str(value.quantize(quantum))
 
 

@@ -15,6 +15,7 @@ from activities.errors import (
     ProviderAuthFailed,
     ProviderRateLimited,
     ProviderUnavailable,
+    RefundRefused,
 )
 from deploy.sandboxes.paypal_objects import EXPIRED_CAPTURE_CARD
 from deploy.sandboxes.paypal_shop import paypal_checkout
@@ -169,3 +170,15 @@ async def test_the_sync_sdk_never_blocks_the_event_loop(paypal: PayPalHarness) -
         ticker.cancel()
     assert time.monotonic() - started >= 0.3
     assert ticks >= 8  # the loop kept running while the SDK waited in its thread
+
+
+async def test_a_fraction_of_a_currency_paypal_takes_whole_is_a_refusal(
+    paypal: PayPalHarness,
+) -> None:
+    capture = await paypal.paid(300, "HUF")  # 3.00 HUF
+    snapshot = await paypal.provider.fetch_payment(capture)
+    plan = RefundPlan(operation="refund", amount=150, currency="HUF")  # 1.50 HUF
+    with pytest.raises(RefundRefused, match="HUF amounts take no decimals") as refused:
+        await paypal.provider.refund(snapshot, plan, RefundReason.OTHER, "refund-huf-refund", "huf")
+    assert not refused.value.retryable
+    assert await paypal.refunds_made(capture) == 0
