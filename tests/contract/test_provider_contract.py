@@ -21,6 +21,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.errors import OverRefund
 from activities.ledger import Ledger
 from starters.client import start_refund
 from starters.receiver import receiver_routers
@@ -31,6 +32,8 @@ from workers.settings import Settings, parse_api_tokens
 from workflows.models import (
     PaymentState,
     Psp,
+    PspRefundStatus,
+    RefundPlan,
     RefundReason,
     RefundRequest,
     RefundResult,
@@ -211,3 +214,39 @@ async def test_bad_credentials_fail_for_good_with_a_clear_reason(
     assert result.status is RefundStatus.FAILED
     assert result.reason and result.reason.lower().startswith(psp.value)
     assert await stack.ledger.verify() == []
+
+
+async def test_the_same_idempotency_key_twice_is_one_refund(stack: ContractStack) -> None:
+    """The adapter alone, no lookup first: the provider's own idempotency must hold."""
+    payment_id = await stack.harness.paid(3000)
+    payment = await stack.harness.provider.fetch_payment(payment_id)
+    plan = RefundPlan(operation="refund", amount=1200, currency="EUR")
+    key, refund_id = f"refund-{uuid.uuid4().hex[:8]}-refund", "contract-key"
+    provider = stack.harness.provider
+    first = await provider.refund(payment, plan, RefundReason.OTHER, key, refund_id)
+    again = await provider.refund(payment, plan, RefundReason.OTHER, key, refund_id)
+    assert again.psp_refund_id == first.psp_refund_id
+    assert await stack.harness.refunds_made(payment_id) == 1
+
+
+async def test_an_over_refund_the_books_allowed_is_refused_by_the_provider(
+    stack: ContractStack,
+) -> None:
+    """Past the ledger (say, a refund made in the provider's dashboard): the provider refuses,
+    at once (Stripe, PayPal) or by its notification (Adyen); no money moves either way."""
+    payment_id = await stack.harness.paid(2000)
+    payment = await stack.harness.provider.fetch_payment(payment_id)
+    plan = RefundPlan(operation="refund", amount=2500, currency="EUR")
+    key = f"refund-{uuid.uuid4().hex[:8]}-refund"
+    try:
+        answer = await stack.harness.provider.refund(payment, plan, RefundReason.OTHER, key, "x")
+    except OverRefund:
+        return
+    assert stack.harness.psp is Psp.ADYEN  # the only one that answers before it checks
+    assert answer.status is PspRefundStatus.PENDING
+
+    async def failed() -> bool:
+        told = await stack.harness.provider.fetch_refund(answer.psp_refund_id)
+        return told.status is PspRefundStatus.FAILED
+
+    assert await eventually(failed, 10)
