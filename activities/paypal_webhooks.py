@@ -240,9 +240,16 @@ def _valid_key(certificate: x509.Certificate, which: str) -> rsa.RSAPublicKey:
 def paypal_event_actions(payload: bytes) -> list[WebhookAction]:
     try:
         event = json.loads(payload)
-        event_id, event_type, resource = event["id"], event["event_type"], event["resource"]
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
-        raise WebhookMalformed(f"not a PayPal event: {exc}") from exc
+    except (ValueError, OverflowError) as exc:  # also bytes that are not UTF-8
+        raise WebhookMalformed("not a PayPal event: the body is not JSON") from exc
+    missing = [
+        k for k in ("id", "event_type", "resource") if not isinstance(event, dict) or k not in event
+    ]
+    if missing:
+        raise WebhookMalformed(
+            f"not a PayPal event: an object with id, event_type and resource (no {missing[0]})"
+        )
+    event_id, event_type, resource = event["id"], event["event_type"], event["resource"]
     if not isinstance(resource, dict) or not isinstance(event_id, str):
         raise WebhookMalformed("a PayPal event's id is a string and its resource an object")
     if event_type in REFUND_EVENTS:

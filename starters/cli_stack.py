@@ -47,9 +47,8 @@ def _describe_stack(stack: RunningStack, ready: Settings, api: str | None) -> No
     click.echo(f"Stripe        {stack.stripe_api_base or 'api.stripe.com'}")
     click.echo(f"PayPal        {stack.paypal_api_base or 'PayPal (' + ready.paypal.mode + ')'}")
     click.echo(f"Adyen         {stack.adyen_checkout_base or 'Adyen (configured)'}")
-    click.echo(
-        f"HTTP API      {api}   docs {api}/docs   webhooks {api}/webhooks/{{stripe,paypal,adyen}}"
-    )
+    hooks = f"{api}/webhooks/{{stripe,paypal,adyen,shop}}"
+    click.echo(f"HTTP API      {api}   docs {api}/docs   webhooks {hooks}")
     click.echo(f"API tokens    {ready.state_dir.resolve() / 'secrets.json'}")
     click.echo("Environment for other shells:")
     click.echo(f"  export REFUNDS_STATE_DIR='{ready.state_dir}'")

@@ -126,3 +126,13 @@ def test_worker_refuses_an_unknown_queue_naming_the_choices() -> None:
     assert "--queues: unknown queue 'klarna'" in answer.stderr
     assert "refunds, stripe, paypal, adyen" in answer.stderr
     assert "Traceback" not in answer.stderr
+
+
+def test_worker_refuses_a_provider_queue_it_has_no_credentials_for() -> None:
+    env = {"REFUNDS_DATABASE_URL": "postgresql://localhost/x", "STRIPE_API_KEY": "sk_test_x"}
+    answer = refunds("worker", "--queues", "paypal", env=env)
+    assert answer.returncode != 0
+    assert "--queues paypal: this worker has no paypal credentials" in answer.stderr
+    assert "PAYPAL_CLIENT_ID" in answer.stderr
+    empty = refunds("worker", "--queues", " , ", env=env)
+    assert empty.returncode != 0 and "name at least one queue" in empty.stderr

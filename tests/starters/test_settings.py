@@ -54,6 +54,7 @@ def test_secrets_stay_out_of_the_printed_settings() -> None:
         ({"REFUNDS_PROVIDER_RATE_LIMITS": "klarna=5"}, "REFUNDS_PROVIDER_RATE_LIMITS"),
         ({"REFUNDS_PROVIDER_RATE_LIMITS": "paypal=0"}, "REFUNDS_PROVIDER_RATE_LIMITS"),
         ({"REFUNDS_WORKER_QUEUES": "refunds,klarna"}, "REFUNDS_WORKER_QUEUES"),
+        ({"ADYEN_AUTO_CAPTURE": "sometimes"}, "ADYEN_AUTO_CAPTURE"),
     ],
 )
 def test_invalid_provider_values_name_the_variable(env: dict[str, str], variable: str) -> None:
