@@ -66,7 +66,7 @@ async def own_stack(
 ) -> AsyncIterator[Settings]:
     """Bring up the embedded stack, with a worker and the API (and webhook receiver)."""
     settings = with_local_secrets(settings)
-    async with LocalStack(settings) as stack:
+    async with LocalStack(settings, with_receiver=with_api) as stack:
         ready = pointed_at(settings, stack)
         stop = asyncio.Event()
         urls: asyncio.Queue[str] = asyncio.Queue()

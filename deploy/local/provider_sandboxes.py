@@ -61,14 +61,20 @@ def receiver_url(http_address: str, provider: str = "stripe") -> str:
 
 
 async def start_sandboxes(
-    settings: SandboxSettings, ports: SandboxPorts, state_dir: Path, exits: AsyncExitStack
+    settings: SandboxSettings,
+    ports: SandboxPorts,
+    state_dir: Path,
+    exits: AsyncExitStack,
+    deliver_webhooks: bool = True,
 ) -> SandboxBases:
-    """Start the sandboxes needed; each is stopped by ``exits``."""
+    """Start the sandboxes needed; each is stopped by ``exits``. Without ``deliver_webhooks``
+    (no receiver runs) they send no webhooks."""
     faults = SandboxFaults.from_env(os.environ)  # REFUNDS_SANDBOX_FAULTS, shared by all three
     settle_after = settle_after_from_env(os.environ)  # REFUNDS_SANDBOX_SETTLE_AFTER
     stripe = settings.stripe_api_base
     if not stripe and not settings.stripe_api_key:
         secret = (settings.stripe_webhook_secret or "").split(",")[0].strip()
+        secret = secret if deliver_webhooks else ""
         stripe_box = StripeSandbox(
             faults=faults,
             state_file=state_dir / "stripe-sandbox.json",
@@ -87,7 +93,7 @@ async def start_sandboxes(
             faults=faults,
             state_file=state_dir / "paypal-sandbox.json",
             settle_after_seconds=settle_after,
-            webhook_url=receiver_url(settings.http_address, "paypal"),
+            webhook_url=receiver_url(settings.http_address, "paypal") if deliver_webhooks else None,
             webhook_id=settings.paypal.webhook_id,
             cert_dir=state_dir / "paypal-sandbox-certificate",
         )
@@ -104,7 +110,7 @@ async def start_sandboxes(
             state_file=state_dir / "adyen-sandbox.json",
             settle_after_seconds=ADYEN_NOTIFY_AFTER_SECONDS,
             late_failure_seconds=settle_after,
-            webhook_url=receiver_url(settings.http_address, "adyen"),
+            webhook_url=receiver_url(settings.http_address, "adyen") if deliver_webhooks else None,
             hmac_key=keys[0] if keys else None,
             webhook_auth=settings.adyen.basic_auth,
         )

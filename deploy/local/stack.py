@@ -117,8 +117,16 @@ class StackSettings(SandboxSettings, Protocol):
 
 
 class LocalStack:
-    def __init__(self, settings: StackSettings, ports: StackPorts | None = None) -> None:
+    def __init__(
+        self,
+        settings: StackSettings,
+        ports: StackPorts | None = None,
+        with_receiver: bool = True,
+    ) -> None:
+        """``with_receiver``: the caller serves the webhook receiver, so the sandboxes deliver
+        their webhooks to it (without one, they send none rather than retry into the void)."""
         self.settings = settings
+        self.with_receiver = with_receiver
         self.ports = ports or StackPorts.from_env()
         self.state_dir = settings.state_dir.resolve()
         self.running: RunningStack | None = None
@@ -158,6 +166,7 @@ class LocalStack:
             SandboxPorts(ports.stripe_sandbox, ports.paypal_sandbox, ports.adyen_sandbox),
             self.state_dir,
             self._exit,
+            self.with_receiver,
         )
         return RunningStack(
             temporal_address=self.settings.temporal_address,
