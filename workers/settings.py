@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from activities.risk import RiskPolicy, RiskPolicyError
+from workers.ops_settings import OpsSettings, OpsSettingsError
 from workers.provider_settings import (
     DEFAULT_RATE_LIMITS,
     AdyenSettings,
@@ -63,6 +64,7 @@ class Settings:
         default_factory=lambda: dict(DEFAULT_RATE_LIMITS)
     )
     worker_queues: tuple[str, ...] = ("refunds", "stripe", "paypal", "adyen")
+    ops: OpsSettings = field(default_factory=OpsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,8 +80,9 @@ class Settings:
                 "adyen": AdyenSettings.from_env(env),
                 "provider_rate_limits": rate_limits_from_env(env),
                 "worker_queues": worker_queues_from_text(env.get("REFUNDS_WORKER_QUEUES")),
+                "ops": OpsSettings.from_env(env),
             }
-        except ProviderSettingsError as exc:
+        except (ProviderSettingsError, OpsSettingsError) as exc:
             raise SettingsError(str(exc)) from exc
         settings = cls(
             temporal_address=text("TEMPORAL_ADDRESS", cls.temporal_address) or "",
