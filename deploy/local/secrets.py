@@ -2,15 +2,21 @@
 
 Kept in ``<state dir>/secrets.json`` (mode 0600) so the receiver and the sandboxes agree
 across restarts; a configured ``STRIPE_WEBHOOK_SECRET`` / ``PAYPAL_WEBHOOK_ID`` /
-``ADYEN_HMAC_KEY`` / ``REFUNDS_SHOP_WEBHOOK_SECRET`` / ``REFUNDS_API_TOKENS`` always wins.
+``ADYEN_HMAC_KEY`` / ``REFUNDS_SHOP_WEBHOOK_SECRET`` / ``REFUNDS_API_TOKENS`` /
+``REFUNDS_ENCRYPTION_KEYS`` always wins.
+
+The payload encryption key is made once and kept: histories encrypted under it must stay
+readable across restarts of ``refunds dev``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -21,6 +27,7 @@ class LocalSecrets:
     api_tokens: str  # token:role:identity, comma-separated
     paypal_webhook_id: str = ""
     adyen_hmac_key: str = ""  # hex, as Adyen's Customer Area shows it
+    encryption_key: str = field(default="", repr=False)  # id:base64key (REFUNDS_ENCRYPTION_KEYS)
 
     @classmethod
     def load_or_create(cls, state_dir: Path) -> LocalSecrets:
@@ -29,7 +36,12 @@ class LocalSecrets:
             kept = cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             kept = None
-        if kept is not None and kept.paypal_webhook_id and kept.adyen_hmac_key:
+        if (
+            kept is not None
+            and kept.paypal_webhook_id
+            and kept.adyen_hmac_key
+            and kept.encryption_key
+        ):
             return kept
         made = kept or cls(
             stripe_webhook_secret=f"whsec_{secrets.token_hex(16)}",
@@ -44,13 +56,20 @@ class LocalSecrets:
                 )
             ),
         )
-        # A state folder from before PayPal and Adyen keeps its other secrets.
+        # A state folder from before PayPal, Adyen or encryption keeps its other secrets.
         made = replace(
             made,
             paypal_webhook_id=made.paypal_webhook_id or f"WH-LOCAL-{secrets.token_hex(8).upper()}",
             adyen_hmac_key=made.adyen_hmac_key or secrets.token_hex(32).upper(),
+            encryption_key=made.encryption_key or new_encryption_key(),
         )
         state_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(made), indent=2))
         os.chmod(path, 0o600)
         return made
+
+
+def new_encryption_key() -> str:
+    """A fresh AES-256 ``id:base64key`` entry, its id dated so a rotation shows its age."""
+    key_id = f"local-{datetime.now(UTC):%Y%m%d}"
+    return f"{key_id}:{base64.b64encode(secrets.token_bytes(32)).decode()}"

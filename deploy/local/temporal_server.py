@@ -73,10 +73,19 @@ async def _listening(host: str, port: int) -> bool:
 
 
 class TemporalDevServer:
-    def __init__(self, address: str, ui_port: int | None, db_file: Path) -> None:
+    def __init__(
+        self,
+        address: str,
+        ui_port: int | None,
+        db_file: Path,
+        ui_codec_endpoint: str | None = None,
+    ) -> None:
+        """``ui_codec_endpoint``: the codec server the UI asks to decode payloads
+        (``--ui-codec-endpoint``); without it the UI shows encrypted payloads as they are."""
         self.address = address
         self.ui_port = ui_port
         self.db_file = db_file
+        self.ui_codec_endpoint = ui_codec_endpoint
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -104,6 +113,8 @@ class TemporalDevServer:
             "error",
         ]
         args += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        if self.ui_port and self.ui_codec_endpoint:
+            args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
         for key, value in DYNAMIC_CONFIG.items():
