@@ -30,6 +30,7 @@ from deploy.local.temporal_server import die_with_parent
 from starters.processes import run_until_interrupted
 from workers.client import connect
 from workers.logging_setup import configure_logging
+from workers.ops_settings import format_encryption_keys
 from workers.settings import Settings, SettingsError
 from workers.worker import (
     build_providers,
@@ -108,6 +109,9 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     for name, value in (
         ("STRIPE_API_BASE", settings.stripe_api_base),
         ("STRIPE_API_KEY", settings.stripe_api_key),
+        ("REFUNDS_ENCRYPTION_KEYS", format_encryption_keys(settings.ops.encryption_keys)),
+        ("REFUNDS_ALLOW_UNENCRYPTED", "true" if settings.ops.allow_unencrypted else ""),
+        ("REFUNDS_METRICS_ADDRESS", "off"),  # the measured worker serves no endpoint
     ):
         if value:
             env[name] = value

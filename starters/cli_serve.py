@@ -41,7 +41,7 @@ def serve(insecure_no_auth: bool) -> None:
         click.echo("Ctrl-C stops it")
 
     async def service(stop: asyncio.Event) -> None:
-        client = await connect(settings)
+        client = await connect(settings, serve_metrics=True)
         async with AsyncExitStack() as stack:
             pool = None
             if settings.database_url:  # Adyen's route keeps the payments it is told of

@@ -22,8 +22,9 @@ from starters.demo import (
     summary_table,
 )
 from starters.processes import run_until_interrupted
-from starters.stack_session import local_stack, own_stack
+from starters.stack_session import local_stack, own_stack, uses_local_key
 from workers.client import connect
+from workers.ops_settings import format_encryption_keys
 from workers.settings import Settings
 
 
@@ -50,10 +51,20 @@ def _describe_stack(stack: RunningStack, ready: Settings, api: str | None) -> No
     hooks = f"{api}/webhooks/{{stripe,paypal,adyen,shop}}"
     click.echo(f"HTTP API      {api}   docs {api}/docs   webhooks {hooks}")
     click.echo(f"API tokens    {ready.state_dir.resolve() / 'secrets.json'}")
+    if ready.ops.encryption_keys:
+        made = " (a local key made under the state folder)" if uses_local_key(ready) else ""
+        click.echo(f"Payloads      encrypted{made}; codec server http://{ready.ops.codec_address}")
+    else:
+        click.echo("Payloads      NOT encrypted (REFUNDS_ALLOW_UNENCRYPTED)")
+    if ready.ops.metrics_address:
+        click.echo(f"Metrics       http://{ready.ops.metrics_address}/metrics")
     click.echo("Environment for other shells:")
     click.echo(f"  export REFUNDS_STATE_DIR='{ready.state_dir}'")
     click.echo(f"  export TEMPORAL_ADDRESS={stack.temporal_address}")
     click.echo(f"  export REFUNDS_DATABASE_URL='{stack.database_url}'")
+    if ready.ops.encryption_keys:
+        keys = format_encryption_keys(ready.ops.encryption_keys)
+        click.echo(f"  export REFUNDS_ENCRYPTION_KEYS='{keys}'")
     if stack.stripe_api_base:
         click.echo(f"  export STRIPE_API_BASE={stack.stripe_api_base}")
         click.echo(f"  export STRIPE_API_KEY={ready.stripe_api_key}")

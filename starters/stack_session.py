@@ -16,9 +16,11 @@ import click
 from deploy.local.secrets import LocalSecrets
 from deploy.local.stack import LocalStack, RunningStack, read_running_stack
 from starters.cli_support import pointed_at
+from starters.codec_server import serve_codec
 from starters.http_server import serve_http
 from starters.receiver import receiver_routers
 from workers.client import connect
+from workers.ops_settings import OpsSettings, parse_encryption_keys
 from workers.settings import Settings, parse_api_tokens
 from workers.worker import ledger_pool, run_worker
 
@@ -33,6 +35,7 @@ def with_local_secrets(settings: Settings) -> Settings:
             settings.paypal, webhook_id=settings.paypal.webhook_id or made.paypal_webhook_id
         ),
         adyen=replace(settings.adyen, hmac_key=settings.adyen.hmac_key or made.adyen_hmac_key),
+        ops=_with_local_key(settings.ops, made.encryption_key),
         api_tokens=settings.api_tokens
         or parse_api_tokens(made.api_tokens, "REFUNDS_API_TOKENS (made by the local stack)"),
     )
@@ -43,7 +46,7 @@ async def serve_api(
 ) -> None:
     """The HTTP API with the whole webhook receiver (Adyen's route keeps its payments in the
     database, when there is one) until ``stop`` is set."""
-    client = await connect(settings)
+    client = await connect(settings, serve_metrics=True)
     async with AsyncExitStack() as stack:
         pool = None
         if settings.database_url:
@@ -57,6 +60,20 @@ async def serve_api(
         )
 
 
+def _with_local_key(ops: OpsSettings, local_key: str) -> OpsSettings:
+    """The configured keys, or the stack's own (made under the state folder), unless
+    REFUNDS_ALLOW_UNENCRYPTED asks for plaintext histories."""
+    if ops.encryption_keys or ops.allow_unencrypted:
+        return ops
+    return replace(ops, encryption_keys=parse_encryption_keys(local_key))
+
+
+def uses_local_key(settings: Settings) -> bool:
+    """Whether the stack encrypts with the key it made (so ``refunds dev`` says so)."""
+    made = LocalSecrets.load_or_create(settings.state_dir.resolve())
+    return settings.ops.encryption_keys == parse_encryption_keys(made.encryption_key)
+
+
 @asynccontextmanager
 async def own_stack(
     settings: Settings,
@@ -66,7 +83,9 @@ async def own_stack(
 ) -> AsyncIterator[Settings]:
     """Bring up the embedded stack, with a worker and the API (and webhook receiver)."""
     settings = with_local_secrets(settings)
-    async with LocalStack(settings, with_receiver=with_api) as stack:
+    # The UI decodes through our codec server (beside the API), for whoever may see it.
+    codec = f"http://{settings.ops.codec_address}" if with_api else None
+    async with LocalStack(settings, with_receiver=with_api, ui_codec_endpoint=codec) as stack:
         ready = pointed_at(settings, stack)
         stop = asyncio.Event()
         urls: asyncio.Queue[str] = asyncio.Queue()
@@ -75,6 +94,10 @@ async def own_stack(
             services.append(asyncio.create_task(run_worker(ready, stop)))
         if with_api:
             services.append(asyncio.create_task(serve_api(ready, stop, urls.put_nowait)))
+            if stack.temporal_ui:  # the UI's own origin may call the codec server
+                origins = (*ready.ops.codec_cors_origins, stack.temporal_ui)
+                ready = ready.with_overrides(ops=replace(ready.ops, codec_cors_origins=origins))
+            services.append(asyncio.create_task(serve_codec(ready, stop)))
         try:
             url = None
             if with_api:
@@ -95,7 +118,7 @@ async def local_stack(settings: Settings, with_worker: bool = True) -> AsyncIter
     running = read_running_stack(settings.state_dir.resolve())
     if running is not None:
         click.echo(f"using the stack of refunds dev (pid {running.pid})", err=True)
-        yield pointed_at(settings, running)
+        yield pointed_at(with_local_secrets(settings), running)
         return
     parts = "Temporal, PostgreSQL, provider sandboxes" + (", worker, API" if with_worker else "")
     click.echo(f"starting the embedded stack ({parts})...", err=True)

@@ -57,6 +57,11 @@ def parse_encryption_keys(text: str | None) -> tuple[tuple[str, bytes], ...]:
     return tuple(keys)
 
 
+def format_encryption_keys(keys: tuple[tuple[str, bytes], ...]) -> str:
+    """The keys as REFUNDS_ENCRYPTION_KEYS writes them (for a child process's environment)."""
+    return ",".join(f"{key_id}:{base64.b64encode(key).decode()}" for key_id, key in keys)
+
+
 @dataclass(frozen=True)
 class OpsSettings:
     encryption_keys: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)

@@ -191,7 +191,7 @@ async def ledger_pool(
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set (or forever); activities in flight finish before it returns."""
-    client = await connect(settings)
+    client = await connect(settings, serve_metrics=True)
     async with ledger_pool(settings.require_database_url()) as pool:
         model = RiskModel.load(settings.risk_model) if settings.risk_model else None
         publisher = EventPublisher(settings.event_subscribers, settings.events_secret)

@@ -122,11 +122,13 @@ class LocalStack:
         settings: StackSettings,
         ports: StackPorts | None = None,
         with_receiver: bool = True,
+        ui_codec_endpoint: str | None = None,
     ) -> None:
         """``with_receiver``: the caller serves the webhook receiver, so the sandboxes deliver
         their webhooks to it (without one, they send none rather than retry into the void)."""
         self.settings = settings
         self.with_receiver = with_receiver
+        self.ui_codec_endpoint = ui_codec_endpoint
         self.ports = ports or StackPorts.from_env()
         self.state_dir = settings.state_dir.resolve()
         self.running: RunningStack | None = None
@@ -144,7 +146,10 @@ class LocalStack:
 
     async def _start(self) -> RunningStack:
         temporal = TemporalDevServer(
-            self.settings.temporal_address, self.ports.temporal_ui, self.state_dir / "temporal.db"
+            self.settings.temporal_address,
+            self.ports.temporal_ui,
+            self.state_dir / "temporal.db",
+            ui_codec_endpoint=self.ui_codec_endpoint,
         )
         database_url = self.settings.database_url or ""
         self._exit.push_async_callback(temporal.stop)

@@ -27,6 +27,8 @@ def stack_env(state_dir: Path) -> dict[str, str]:
         "REFUNDS_PAYPAL_SANDBOX_PORT": str(free_port()),
         "REFUNDS_ADYEN_SANDBOX_PORT": str(free_port()),
         "REFUNDS_HTTP_ADDRESS": f"127.0.0.1:{free_port()}",
+        "REFUNDS_CODEC_ADDRESS": f"127.0.0.1:{free_port()}",
+        "REFUNDS_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
     }
 
 
