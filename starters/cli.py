@@ -175,6 +175,7 @@ async def status(request_id: str, as_json: bool) -> None:
 
 
 def _register_subcommands() -> None:
+    from starters.cli_codec import codec_server
     from starters.cli_ledger import ledger
     from starters.cli_review import approve, cancel, reject, reviews
     from starters.cli_risk import risk
@@ -185,7 +186,7 @@ def _register_subcommands() -> None:
     cli.add_command(dev)
     cli.add_command(demo)
     cli.add_command(bench)
-    for command in (reviews, approve, reject, cancel, risk, serve):
+    for command in (reviews, approve, reject, cancel, risk, serve, codec_server):
         cli.add_command(command)
 
 

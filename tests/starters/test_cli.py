@@ -19,6 +19,8 @@ COMMANDS = [
     "ledger",
     "ledger verify",
     "ledger balances",
+    "codec-server",
+    "serve",
 ]
 
 
