@@ -18,8 +18,9 @@ def codec_server() -> None:
     POST /decode and /encode speak Temporal's remote codec protocol with the keys in
     REFUNDS_ENCRYPTION_KEYS. Point the UI at it (`temporal server start-dev
     --ui-codec-endpoint URL`, or the UI's Data Encoder setting) or the CLI
-    (`temporal workflow show --codec-endpoint URL`). Browsers at REFUNDS_CODEC_CORS_ORIGINS
-    may call it; with REFUNDS_CODEC_TOKEN set, callers need `Authorization: Bearer <token>`.
+    (`temporal workflow show --codec-endpoint URL [--codec-auth 'Bearer <token>']`).
+    Browsers at REFUNDS_CODEC_CORS_ORIGINS may call it; with REFUNDS_CODEC_TOKEN set, callers
+    need `Authorization: Bearer <token>`.
     """
     settings = load_settings()
     if not settings.ops.encryption_keys:
