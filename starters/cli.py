@@ -41,6 +41,7 @@ def worker(queues: str | None) -> None:
     credentials are configured.
     """
     from starters.processes import run_until_interrupted
+    from workers.codec import data_converter_for
     from workers.provider_settings import ProviderSettingsError, worker_queues_from_text
     from workers.worker import build_providers, run_worker
 
@@ -48,6 +49,7 @@ def worker(queues: str | None) -> None:
     with one_line_errors():
         settings.require_database_url()
         build_providers(settings, required=True)
+        data_converter_for(settings)  # no keys: refuse, rather than store plaintext
     if queues is not None:
         if not queues.strip(", "):
             raise click.BadParameter("name at least one queue", param_hint="--queues")

@@ -7,12 +7,13 @@ from contextlib import AsyncExitStack
 
 import click
 
-from starters.cli_support import load_settings
+from starters.cli_support import load_settings, one_line_errors
 from starters.http_api import NO_TOKENS
 from starters.http_server import serve_http
 from starters.processes import run_until_interrupted
 from starters.receiver import receiver_routers
 from workers.client import connect
+from workers.codec import data_converter_for
 from workers.worker import ledger_pool
 
 
@@ -31,6 +32,8 @@ def serve(insecure_no_auth: bool) -> None:
     finish before it exits. OpenAPI at /openapi.json, docs at /docs.
     """
     settings = load_settings()
+    with one_line_errors():
+        data_converter_for(settings)  # no keys: refuse, rather than store plaintext
     if not settings.api_tokens and not insecure_no_auth:
         raise click.ClickException(NO_TOKENS)
     if settings.api_tokens and insecure_no_auth:

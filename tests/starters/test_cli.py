@@ -138,3 +138,16 @@ def test_worker_refuses_a_provider_queue_it_has_no_credentials_for() -> None:
     assert "PAYPAL_CLIENT_ID" in answer.stderr
     empty = refunds("worker", "--queues", " , ", env=env)
     assert empty.returncode != 0 and "name at least one queue" in empty.stderr
+
+
+def test_a_worker_without_encryption_keys_refuses_to_store_plaintext() -> None:
+    env = {
+        "REFUNDS_DATABASE_URL": "postgresql://localhost/x",
+        "STRIPE_API_KEY": "sk_test_x",
+        "REFUNDS_ENCRYPTION_KEYS": "",
+    }
+    answer = refunds("worker", env=env)
+    assert answer.returncode == 1
+    assert "REFUNDS_ENCRYPTION_KEYS is not set" in answer.stderr
+    assert "REFUNDS_ALLOW_UNENCRYPTED" in answer.stderr
+    assert "Traceback" not in answer.stderr
