@@ -13,11 +13,12 @@ import pytest
 from aiohttp import web
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from deploy.local.temporal_server import SEARCH_ATTRIBUTES, installed_binary
 from deploy.sandboxes.stripe_sandbox import StripeSandbox
+from tests.starters.cli_run import TEST_KEY, TEST_KEY_ID
+from workers.codec import encrypted_converter
 from workers.worker import ledger_pool
 from workflows.search_attributes import ALL_KEYS
 
@@ -65,6 +66,9 @@ async def database_url(postgres_url: str) -> AsyncIterator[str]:
 
 # --- Temporal: the real time-skipping test server and the real dev server -----------------
 
+# Every test's payloads are encrypted as production's are (tests/starters/cli_run.py).
+TEST_CONVERTER = encrypted_converter([(TEST_KEY_ID, TEST_KEY)])
+
 
 def _binary(name: str) -> str:
     path = installed_binary(name)
@@ -76,7 +80,7 @@ def _binary(name: str) -> str:
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         test_server_existing_path=_binary("temporal-test-server"),
     )
     kinds = {
@@ -99,7 +103,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         dev_server_existing_path=_binary("temporal"),
         search_attributes=ALL_KEYS,
         dev_server_log_level="error",
