@@ -21,6 +21,7 @@ from activities.errors import (
     to_application_error,
 )
 from activities.ledger import Ledger
+from activities.provider_metrics import provider_call
 from activities.providers import PaymentProvider
 from workflows.models import (
     CompensateRefund,
@@ -92,7 +93,8 @@ class RefundActivities:
     @activity.defn(name="fetch_payment")
     async def fetch_payment(self, order: FetchPayment) -> PaymentSnapshot:
         with _as_application_errors():
-            return await self._provider(order.psp).fetch_payment(order.payment_id)
+            async with provider_call(order.psp, "fetch_payment"):
+                return await self._provider(order.psp).fetch_payment(order.payment_id)
 
     @activity.defn(name="reserve_refund")
     async def reserve_refund(self, order: ReserveRefund) -> None:
@@ -142,21 +144,26 @@ class RefundActivities:
         return outcome
 
     async def _reverse(self, provider: PaymentProvider, order: ReverseAtProvider) -> PspRefund:
+        psp = order.payment.psp
         if order.plan.operation == "void":
-            return await provider.void(order.payment, order.idempotency_key, order.request_id)
+            async with provider_call(psp, "void"):
+                return await provider.void(order.payment, order.idempotency_key, order.request_id)
         if activity.info().attempt > 1:
             # A retry may come after the provider forgot our key: look before refunding again.
-            made = await provider.find_refund(order.payment, order.request_id)
+            async with provider_call(psp, "find_refund"):
+                made = await provider.find_refund(order.payment, order.request_id)
             if made is not None:
                 return made
-        return await provider.refund(
-            order.payment, order.plan, order.reason, order.idempotency_key, order.request_id
-        )
+        async with provider_call(psp, "refund"):
+            return await provider.refund(
+                order.payment, order.plan, order.reason, order.idempotency_key, order.request_id
+            )
 
     @activity.defn(name="fetch_refund")
     async def fetch_refund(self, order: FetchRefund) -> PspRefund:
         with _as_application_errors():
-            return await self._provider(order.psp).fetch_refund(order.psp_refund_id)
+            async with provider_call(order.psp, "fetch_refund"):
+                return await self._provider(order.psp).fetch_refund(order.psp_refund_id)
 
     @activity.defn(name="post_refund")
     async def post_refund(self, settle: SettleRefund) -> None:

@@ -75,6 +75,7 @@ from starters.http_models import (
     RejectBody,
     ReviewList,
 )
+from starters.http_tracing import trace_requests
 from starters.review_queue import review_queue
 from workers.settings import Settings, SettingsError
 from workflows.models import CancelRequest, RefundRequest, RefundView
@@ -115,6 +116,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(TokenAuth, tokens=settings.api_tokens, anonymous=allow_anonymous)
+    trace_requests(app)
     _add_refund_routes(app, client, settings.task_queue)
     _add_decision_routes(app, client)
     for router in routers:

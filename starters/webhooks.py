@@ -40,6 +40,7 @@ from starters.client import start_refund, workflow_id
 from starters.http_errors import ApiError
 from starters.webhooks_ended import after_the_refund_ended
 from workers.settings import Settings
+from workers.telemetry import webhook_rejected
 from workers.worker import build_providers
 from workflows.disputes import RecordDisputeWorkflow
 from workflows.models import (
@@ -78,7 +79,8 @@ def webhook_router(
         actions = _verified(
             lambda: stripe_webhook_actions(
                 body, request.headers.get("Stripe-Signature"), stripe_secrets
-            )
+            ),
+            "stripe",
         )
         done = [await apply_action(client, task_queue, warnings, action) for action in actions]
         return {"received": True, "done": done}
@@ -87,7 +89,8 @@ def webhook_router(
     async def shop_events(request: Request) -> dict[str, Any]:
         body = await request.body()
         _verified(
-            lambda: verify_signature(body, request.headers.get(SIGNATURE_HEADER), shop_secrets)
+            lambda: verify_signature(body, request.headers.get(SIGNATURE_HEADER), shop_secrets),
+            "shop",
         )
         event = _shop_event(body)
         if event["type"] != "refund.requested":
@@ -105,10 +108,11 @@ def webhook_router(
     return router
 
 
-def _verified(check: Any) -> Any:
+def _verified(check: Any, sender: str) -> Any:
     try:
         return check()
     except WebhookRejected as exc:
+        webhook_rejected(sender)
         raise ApiError(401, str(exc)) from exc
     except WebhookMalformed as exc:
         raise ApiError(400, str(exc)) from exc

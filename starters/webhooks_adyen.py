@@ -23,6 +23,7 @@ from activities.errors import DatabaseUnavailable
 from activities.webhook_actions import WebhookMalformed, WebhookRejected
 from starters.http_errors import ApiError
 from starters.webhooks import FraudWarningPolicy, apply_action
+from workers.telemetry import webhook_rejected
 
 log = logging.getLogger("refunds.webhooks.adyen")
 ACCEPTED = "[accepted]"
@@ -50,6 +51,7 @@ def adyen_router(
                 body, request.headers.get("Authorization"), hmac_keys, basic_auth
             )
         except WebhookRejected as exc:
+            webhook_rejected("adyen")
             raise ApiError(401, f"Adyen notification refused: {exc}") from exc
         except WebhookMalformed as exc:
             raise ApiError(400, f"Adyen notification malformed: {exc}") from exc

@@ -20,6 +20,7 @@ from activities.webhook_actions import WebhookMalformed, WebhookRejected
 from starters.http_errors import ApiError
 from starters.webhooks import FraudWarningPolicy, apply_action
 from workers.settings import Settings
+from workers.telemetry import webhook_rejected
 
 log = logging.getLogger("refunds.webhooks")
 
@@ -38,6 +39,7 @@ def paypal_router(
         try:
             actions = await verifier.actions(body, request.headers)
         except WebhookRejected as exc:
+            webhook_rejected("paypal")
             raise ApiError(401, str(exc)) from exc
         except WebhookMalformed as exc:
             raise ApiError(400, str(exc)) from exc

@@ -16,6 +16,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import metrics
     from workflows import search_attributes as sa
     from workflows.models import (
         PaymentSnapshot,
@@ -82,6 +83,7 @@ class RefundWorkflow(ReviewHandlers):
         self._disputed: str | None = None
         self._notify = False  # learned from the assessment: are there event subscribers?
         self._seen_events: set[str] = set()
+        self._review_wait_s: float | None = None
 
     @workflow.run
     async def run(self, _input: RefundInput) -> RefundResult:
@@ -160,11 +162,13 @@ class RefundWorkflow(ReviewHandlers):
             await escalate(self._request, assessment, plan)
             if not await wait_until(settled, self._deadline):
                 book.open = False
+                self._review_wait_s = (workflow.now() - now).total_seconds()
                 waited = format_duration(assessment.expire_after_s)
                 return await self._release(
                     RefundStatus.EXPIRED, f"no review decision within {waited}"
                 )
         book.open = False
+        self._review_wait_s = (workflow.now() - now).total_seconds()
         if self._disputed is not None:
             return await self._release(
                 RefundStatus.REJECTED,
@@ -264,6 +268,7 @@ class RefundWorkflow(ReviewHandlers):
         if status is RefundStatus.SUCCEEDED and late and late.status is PspRefundStatus.FAILED:
             self._last_error = f"failed at the provider after it succeeded: {late.failure_reason}"
             await book_back(self._request, late)
+        metrics.refund_finished(self._request, status, self._amount_refunded, self._review_wait_s)
         return RefundResult(
             request_id=self._request.request_id,
             status=status,

@@ -76,11 +76,6 @@ async def test_the_sdk_metrics_and_webhook_failures_are_served(
     assert 'refunds_webhook_verification_failures_total{provider="stripe"' in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the lead's wiring: workflows.metrics.refund_finished in RefundWorkflow._finish "
-    "and provider_call around the provider calls; remove this mark with it",
-)
 async def test_a_refund_is_counted_with_its_amount_and_provider_latency(
     metered: tuple[Client, Runtime, str], ledger_db: asyncpg.Pool, stripe_base: str
 ) -> None:

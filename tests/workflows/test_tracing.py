@@ -112,11 +112,6 @@ async def test_a_refund_is_one_trace_from_the_caller_to_each_activity(
         assert SANDBOX_KEY not in values, f"API key in span {span.name}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs `async with provider_call(...)` around the provider calls in "
-    "activities/refund_activities.py (the lead's wiring); remove this mark with it",
-)
 async def test_the_provider_call_is_a_span_of_its_activity(
     dev_env: WorkflowEnvironment,
     ledger_db: asyncpg.Pool,
