@@ -11,6 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from starters.cli_serve import serve
 from starters.http_api import create_app
+from tests.starters.cli_run import TEST_ENCRYPTION_KEYS
 from workers.settings import ApiToken, Settings, SettingsError, parse_api_tokens
 
 TOKENS = "t-req:requester:rita,t-rev:reviewer:tom,t-adm:admin:ops"
@@ -62,7 +63,11 @@ def test_the_http_address_defaults_to_the_documented_port() -> None:
 
 
 def test_serve_refuses_to_start_without_tokens_and_says_how() -> None:
-    clean = {"REFUNDS_API_TOKENS": None, "REFUNDS_API_TOKENS_FILE": None}
+    clean = {
+        "REFUNDS_API_TOKENS": None,
+        "REFUNDS_API_TOKENS_FILE": None,
+        "REFUNDS_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,  # keys are checked first
+    }
     without = CliRunner().invoke(serve, [], env=clean)
     malformed = CliRunner().invoke(serve, [], env=clean | {"REFUNDS_API_TOKENS": "secret-1"})
 
