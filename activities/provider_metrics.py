@@ -43,10 +43,23 @@ def _refund_id() -> str | None:
     return None
 
 
+class ProviderCall:
+    """What the caller learns inside the call: the provider's answer, for the span."""
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+
+    def answered(self, status: str) -> str:
+        """Put the refund's status at the provider (``succeeded``, ``pending``, ...) on the
+        span; returns it, so a caller can write ``call.answered(outcome.status)``."""
+        self._span.set_attribute("refund.status", status)
+        return status
+
+
 @asynccontextmanager
 async def provider_call(
     psp: str | Enum, operation: str, refund_id: str | None = None
-) -> AsyncIterator[None]:
+) -> AsyncIterator[ProviderCall]:
     """Time one provider call, count its error by class name, and trace it.
 
     ``refund_id`` defaults to the id in the activity's ``refund-{id}`` workflow id.
@@ -67,7 +80,7 @@ async def provider_call(
         set_status_on_exception=False,
     ) as span:
         try:
-            yield
+            yield ProviderCall(span)
         except Exception as error:
             kind = type(error).__name__
             span.set_status(trace.StatusCode.ERROR, kind)

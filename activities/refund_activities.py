@@ -146,24 +146,30 @@ class RefundActivities:
     async def _reverse(self, provider: PaymentProvider, order: ReverseAtProvider) -> PspRefund:
         psp = order.payment.psp
         if order.plan.operation == "void":
-            async with provider_call(psp, "void"):
-                return await provider.void(order.payment, order.idempotency_key, order.request_id)
+            async with provider_call(psp, "void") as call:
+                voided = await provider.void(order.payment, order.idempotency_key, order.request_id)
+                call.answered(voided.status.value)
+                return voided
         if activity.info().attempt > 1:
             # A retry may come after the provider forgot our key: look before refunding again.
             async with provider_call(psp, "find_refund"):
                 made = await provider.find_refund(order.payment, order.request_id)
             if made is not None:
                 return made
-        async with provider_call(psp, "refund"):
-            return await provider.refund(
+        async with provider_call(psp, "refund") as call:
+            refunded = await provider.refund(
                 order.payment, order.plan, order.reason, order.idempotency_key, order.request_id
             )
+            call.answered(refunded.status.value)
+            return refunded
 
     @activity.defn(name="fetch_refund")
     async def fetch_refund(self, order: FetchRefund) -> PspRefund:
         with _as_application_errors():
-            async with provider_call(order.psp, "fetch_refund"):
-                return await self._provider(order.psp).fetch_refund(order.psp_refund_id)
+            async with provider_call(order.psp, "fetch_refund") as call:
+                told = await self._provider(order.psp).fetch_refund(order.psp_refund_id)
+                call.answered(told.status.value)
+                return told
 
     @activity.defn(name="post_refund")
     async def post_refund(self, settle: SettleRefund) -> None:

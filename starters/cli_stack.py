@@ -30,9 +30,16 @@ from workers.settings import Settings
 
 @click.command()
 @click.option("--no-worker", is_flag=True, help="Everything but the worker (run `refunds worker`).")
-def dev(no_worker: bool) -> None:
+@click.option(
+    "--trace-console",
+    is_flag=True,
+    help="Print every trace span to stderr (as REFUNDS_TRACE_CONSOLE=true does).",
+)
+def dev(no_worker: bool, trace_console: bool) -> None:
     """Run the whole local stack in the foreground until Ctrl-C."""
     settings = load_settings()
+    if trace_console:
+        settings = settings.with_overrides(ops=replace(settings.ops, trace_console=True))
 
     async def serve(stop: asyncio.Event) -> None:
         async with own_stack(settings, with_worker=not no_worker, listening=_describe_stack):

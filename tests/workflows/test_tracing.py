@@ -125,4 +125,5 @@ async def test_the_provider_call_is_a_span_of_its_activity(
     attributes = dict(provider.attributes or {})
     assert attributes["refund.psp"] == "stripe"
     assert str(attributes["refund.id"]).startswith("rma-")
+    assert attributes["refund.status"] == "succeeded"  # the provider's answer
     assert provider.kind is trace.SpanKind.CLIENT
