@@ -17,13 +17,18 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
+from deploy.sandboxes.stripe_sandbox import StripeSandbox
 from deploy.sandboxes.stripe_shop import create_payment, shop_client
 from starters.client import start_refund
 from tests.support.stack import SANDBOX_KEY, running_worker
+from tests.workflows.review_support import paid, reach
 from tests.workflows.test_refund_paths import refund_request
+from tests.workflows.test_review import HIGH
 from workers.logging_setup import telemetry_runtime_for
 from workers.telemetry import webhook_rejected
 from workflows.models import RefundStatus
+from workflows.refund import RefundWorkflow
+from workflows.review_models import ApproveDecision
 
 
 def free_port() -> int:
@@ -94,3 +99,34 @@ async def test_a_refund_is_counted_with_its_amount_and_provider_latency(
     assert "refunds_provider_call_duration_seconds_bucket{" in text
     assert 'operation="refund"' in text
     assert "rma-" not in text  # refund ids are never labels: one series per refund
+
+
+async def test_a_reviewed_refund_and_a_provider_error_are_measured(
+    metered: tuple[Client, Runtime, str],
+    ledger_db: asyncpg.Pool,
+    stripe_base: str,
+    stripe_sandbox: StripeSandbox,
+) -> None:
+    client, _, url = metered
+    payment = await paid(stripe_base, HIGH)
+    stripe_sandbox.faults.script("/v1/refunds", "POST", fail_times=1, status=500)
+    async with running_worker(client, ledger_db, stripe_base) as queue:
+        handle = await start_refund(client, refund_request(payment), queue)
+        await reach(handle, RefundStatus.AWAITING_REVIEW)
+        await handle.execute_update(
+            RefundWorkflow.approve_refund, ApproveDecision(reviewer="rita", note="ok")
+        )
+        result = await handle.result()  # after one 500 from Stripe, retried
+    assert result.status is RefundStatus.SUCCEEDED
+
+    text = await scrape(url)
+    waited = [
+        line for line in text.splitlines() if line.startswith("refunds_review_wait_seconds_count{")
+    ]
+    assert any('status="SUCCEEDED"' in line and line.endswith(" 1") for line in waited)
+    errors = [
+        line for line in text.splitlines() if line.startswith("refunds_provider_errors_total{")
+    ]
+    assert any(
+        'type="ProviderUnavailable"' in line and 'operation="refund"' in line for line in errors
+    )
