@@ -22,6 +22,8 @@ import warnings
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import temporalio.activity
+import temporalio.workflow
 from opentelemetry import trace
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import (
@@ -117,7 +119,13 @@ def configure_logging() -> None:
     except OpsSettingsError as exc:
         setting, problem = "auto", exc
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(log_formatter(chosen_format(setting, sys.stderr)))
+    chosen = chosen_format(setting, sys.stderr)
+    handler.setFormatter(log_formatter(chosen))
+    if chosen == "json":
+        # The JSON line has workflow_id, activity and attempt as fields of their own; the SDK
+        # would also append them to every message as a dict's repr.
+        temporalio.workflow.logger.workflow_info_on_message = False
+        temporalio.activity.logger.activity_info_on_message = False
     logging.basicConfig(level=level if known else "WARNING", handlers=[handler])
     log = logging.getLogger("refunds")
     if not known:
