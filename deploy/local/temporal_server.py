@@ -34,6 +34,9 @@ SEARCH_ATTRIBUTES = {
 }
 
 
+DB_LOCKED_ATTEMPTS = 4
+
+
 class TemporalServerError(Exception):
     pass
 
@@ -119,12 +122,25 @@ class TemporalDevServer:
             args += ["--search-attribute", f"{name}={kind}"]
         for key, value in DYNAMIC_CONFIG.items():
             args += ["--dynamic-config-value", f"{key}={value}"]
-        log = (self.db_file.parent / "temporal.log").open("ab")
-        self._process = await asyncio.create_subprocess_exec(
-            temporal_cli(), *args, stdout=log, stderr=log, preexec_fn=die_with_parent
-        )
-        log.close()
-        await self._wait_until_ready()
+        log_file = self.db_file.parent / "temporal.log"
+        for attempt in range(1, DB_LOCKED_ATTEMPTS + 1):
+            written = log_file.stat().st_size if log_file.exists() else 0
+            with log_file.open("ab") as log:
+                self._process = await asyncio.create_subprocess_exec(
+                    temporal_cli(), *args, stdout=log, stderr=log, preexec_fn=die_with_parent
+                )
+            try:
+                await self._wait_until_ready()
+                return
+            except TemporalServerError:
+                # Right after a crash the old server may still hold the SQLite file for a
+                # moment ("database is locked"): wait, then start again; anything else stops.
+                with log_file.open("rb") as log:
+                    log.seek(written)
+                    locked = b"SQLITE_BUSY" in log.read()
+                if not locked or attempt == DB_LOCKED_ATTEMPTS:
+                    raise
+                await asyncio.sleep(attempt)
 
     async def _wait_until_ready(self) -> None:
         try:
