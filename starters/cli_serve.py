@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from contextlib import AsyncExitStack
+from dataclasses import replace
 
 import click
 
@@ -15,6 +17,8 @@ from starters.receiver import receiver_routers
 from workers.client import connect
 from workers.codec import data_converter_for
 from workers.worker import ledger_pool
+
+API_METRICS_ADDRESS = "127.0.0.1:9465"
 
 
 @click.command()
@@ -32,6 +36,10 @@ def serve(insecure_no_auth: bool) -> None:
     finish before it exits. OpenAPI at /openapi.json, docs at /docs.
     """
     settings = load_settings()
+    if not os.environ.get("REFUNDS_METRICS_ADDRESS", "").strip():
+        # Beside a worker on the same machine (on 9464), the API's endpoint takes the next port.
+        ops = replace(settings.ops, metrics_address=API_METRICS_ADDRESS)
+        settings = settings.with_overrides(ops=ops)
     with one_line_errors():
         data_converter_for(settings)  # no keys: refuse, rather than store plaintext
     if not settings.api_tokens and not insecure_no_auth:

@@ -69,7 +69,7 @@ def _describe_stack(stack: RunningStack, ready: Settings, api: str | None) -> No
     click.echo(f"  export REFUNDS_STATE_DIR='{ready.state_dir}'")
     click.echo(f"  export TEMPORAL_ADDRESS={stack.temporal_address}")
     click.echo(f"  export REFUNDS_DATABASE_URL='{stack.database_url}'")
-    if ready.ops.encryption_keys:
+    if ready.ops.encryption_keys and uses_local_key(ready):  # a configured key is not printed
         keys = format_encryption_keys(ready.ops.encryption_keys)
         click.echo(f"  export REFUNDS_ENCRYPTION_KEYS='{keys}'")
     if stack.stripe_api_base:

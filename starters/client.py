@@ -23,7 +23,7 @@ from temporalio.service import RPCError
 from workflows import search_attributes as sa
 from workflows.models import RefundRequest, RefundResult, RefundStatus, RefundView
 from workflows.refund import RefundWorkflow
-from workflows.rules import MAX_AMOUNT
+from workflows.rules import MAX_AMOUNT, is_opaque_id
 
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]
 
@@ -36,9 +36,10 @@ def initial_search_attributes(request: RefundRequest) -> TypedSearchAttributes:
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(sa.REFUND_STATUS, RefundStatus.RECEIVED.value),
         SearchAttributePair(sa.PSP, request.psp.value),
-        SearchAttributePair(sa.CUSTOMER_ID, request.customer_id),
         SearchAttributePair(sa.PAYMENT_ID, request.payment_id),
     ]
+    if is_opaque_id(request.customer_id):  # an email address is refused, never indexed
+        pairs.append(SearchAttributePair(sa.CUSTOMER_ID, request.customer_id))
     if request.amount is not None and 0 < request.amount <= MAX_AMOUNT:
         # Out of range, the workflow refuses it by name; Temporal would refuse the attribute.
         pairs.append(SearchAttributePair(sa.REFUND_AMOUNT, request.amount))

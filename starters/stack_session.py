@@ -87,28 +87,44 @@ async def own_stack(
     codec = f"http://{settings.ops.codec_address}" if with_api else None
     async with LocalStack(settings, with_receiver=with_api, ui_codec_endpoint=codec) as stack:
         ready = pointed_at(settings, stack)
+        if with_api and stack.temporal_ui:  # the UI's own origin may call the codec server
+            origins = (*ready.ops.codec_cors_origins, stack.temporal_ui)
+            ready = ready.with_overrides(ops=replace(ready.ops, codec_cors_origins=origins))
         stop = asyncio.Event()
-        urls: asyncio.Queue[str] = asyncio.Queue()
+        api_urls: asyncio.Queue[str] = asyncio.Queue()
+        codec_urls: asyncio.Queue[str] = asyncio.Queue()
         services = []
         if with_worker:
             services.append(asyncio.create_task(run_worker(ready, stop)))
         if with_api:
-            services.append(asyncio.create_task(serve_api(ready, stop, urls.put_nowait)))
-            if stack.temporal_ui:  # the UI's own origin may call the codec server
-                origins = (*ready.ops.codec_cors_origins, stack.temporal_ui)
-                ready = ready.with_overrides(ops=replace(ready.ops, codec_cors_origins=origins))
-            services.append(asyncio.create_task(serve_codec(ready, stop)))
+            services.append(asyncio.create_task(serve_api(ready, stop, api_urls.put_nowait)))
+            services.append(asyncio.create_task(serve_codec(ready, stop, codec_urls.put_nowait)))
         try:
             url = None
             if with_api:
-                async with asyncio.timeout(30):
-                    url = await urls.get()
+                url = await _first(api_urls, services)
+                await _first(codec_urls, services)
             if listening:
                 listening(stack, ready, url)
             yield ready
         finally:
             stop.set()
             await asyncio.gather(*services, return_exceptions=True)
+
+
+async def _first(urls: asyncio.Queue[str], services: list[asyncio.Task[None]]) -> str:
+    """The URL a service announces once it listens; a service that fails first (a port
+    taken, say) raises its own error here, not a timeout 30 s later."""
+    announced = asyncio.ensure_future(urls.get())
+    done, _ = await asyncio.wait(
+        [announced, *services], timeout=30, return_when=asyncio.FIRST_COMPLETED
+    )
+    if announced in done:
+        return announced.result()
+    announced.cancel()
+    for failed in done:
+        failed.result()  # raises what stopped it
+    raise TimeoutError("a service of the local stack did not start listening within 30 s")
 
 
 @asynccontextmanager

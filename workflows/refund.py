@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         Refusal,
         describe_invalid,
         idempotency_key,
+        is_opaque_id,
         plan_refund,
         request_problem,
         undecodable_request,
@@ -254,7 +255,9 @@ class RefundWorkflow(ReviewHandlers):
                 self._request, status, self._amount_refunded, self._psp_refund_id, reason
             )
         updates: list[SearchAttributeUpdate[Any]] = [sa.REFUND_STATUS.value_set(status.value)]
-        if not self._invalid:  # set here too: a client may start without search attributes
+        # Set here too (a client may start without search attributes), but never a value
+        # the checks refused: search attributes are stored in plaintext.
+        if not self._invalid and is_opaque_id(self._request.customer_id):
             updates.append(sa.PSP.value_set(self._request.psp.value))
             updates.append(sa.CUSTOMER_ID.value_set(self._request.customer_id))
             updates.append(sa.PAYMENT_ID.value_set(self._request.payment_id))

@@ -28,6 +28,11 @@ class Refusal(Exception):
 MAX_AMOUNT = 10**15  # minor units; more than any payment, and safe for every store it meets
 
 
+def is_opaque_id(value: str) -> bool:
+    """An id fit for a plaintext search attribute: no email address, no spaces (names)."""
+    return bool(value) and "@" not in value and not any(ch.isspace() for ch in value)
+
+
 def request_problem(request: RefundRequest, workflow_id: str) -> str | None:
     """What is wrong with the request on its face, before any provider is asked."""
     if workflow_id != f"refund-{request.request_id}":
@@ -39,6 +44,11 @@ def request_problem(request: RefundRequest, workflow_id: str) -> str | None:
         return f"amount must be a positive integer in minor units, got {request.amount}"
     if request.amount is not None and request.amount > MAX_AMOUNT:
         return f"amount {request.amount} is larger than any payment"
+    if not is_opaque_id(request.customer_id):
+        return (
+            "customer_id must be an opaque id such as cus_123, since it is indexed in "
+            "plaintext: no email addresses or spaces"
+        )
     if not is_known_currency(request.currency):
         return f"unknown currency {request.currency!r}: expected an ISO 4217 code such as USD"
     return None

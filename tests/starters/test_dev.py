@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -94,3 +95,19 @@ def test_dev_restarts_after_a_crash_and_stops_cleanly(tmp_path: Path) -> None:
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait(10)
+
+
+def test_a_port_taken_stops_dev_at_once_naming_its_setting(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    env = stack_env(state_dir)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env["REFUNDS_CODEC_ADDRESS"] = f"127.0.0.1:{taken.getsockname()[1]}"
+        started = time.monotonic()
+        dev = start_dev(env)
+        output, _ = dev.communicate(timeout=90)
+    assert dev.returncode == 1, output
+    assert "(REFUNDS_CODEC_ADDRESS)" in output and "address already in use" in output
+    assert time.monotonic() - started < 60, "it waited for a timeout instead of failing"
+    assert temporal_servers_for(state_dir) == [], "the stack was not taken down"

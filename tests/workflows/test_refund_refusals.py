@@ -15,6 +15,7 @@ from tests.support.stack import SANDBOX_KEY, running_worker
 from tests.workflows.test_refund_paths import refund_request
 from workflows.models import RefundResult, RefundStatus
 from workflows.refund import RefundWorkflow
+from workflows.search_attributes import CUSTOMER_ID
 
 CASES = [
     # (name, payment kwargs, request overrides, words the reason must contain)
@@ -116,3 +117,17 @@ async def test_a_workflow_id_that_is_not_refund_request_id_is_rejected(
         )
     assert result.status is RefundStatus.REJECTED
     assert result.reason and "must be 'refund-" in result.reason
+
+
+async def test_an_email_as_customer_id_is_refused_and_never_indexed(
+    dev_env: WorkflowEnvironment, ledger_db: asyncpg.Pool, stripe_base: str
+) -> None:
+    client = dev_env.client
+    request = refund_request("pi_whatever", customer_id="alice@example.com")
+    async with running_worker(client, ledger_db, stripe_base) as queue:
+        handle = await start_refund(client, request, queue)
+        result = await handle.result()
+        described = await handle.describe()
+    assert result.status is RefundStatus.REJECTED
+    assert result.reason and "customer_id must be an opaque id" in result.reason
+    assert described.typed_search_attributes.get(CUSTOMER_ID) is None
