@@ -2,7 +2,10 @@
 
 The span is current while the route runs, so the Temporal client's ``StartWorkflow`` span (and
 everything the workflow does) becomes its child; a caller's W3C ``traceparent`` header makes
-the request itself part of the caller's trace. Attributes are the route template
+the request itself part of the caller's trace. Only ``traceparent`` and ``tracestate`` are
+read: a caller's ``baggage`` is ignored, so nothing it says travels on with the refund.
+A failing route marks the span ERROR with ``error.type`` (the exception's class), never its
+message or stack trace. Attributes are the route template
 (``/v1/refunds/{refund_id}``), never the path with ids, nor headers, query or body.
 A plain ASGI middleware (no extra dependency), as ``BaseHTTPMiddleware`` would run the route
 in another task. FastAPI releases with native telemetry (``fastapi.telemetry``) make the same
@@ -16,10 +19,13 @@ from importlib.util import find_spec
 from typing import Any
 
 from fastapi import FastAPI
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _tracer = trace.get_tracer(__name__)
+_trace_context = TraceContextTextMapPropagator()
+_TRACE_HEADERS = frozenset(_trace_context.fields)  # traceparent, tracestate
 
 
 def trace_requests(app: FastAPI) -> None:
@@ -38,8 +44,9 @@ class RequestTracing:
             return
         method = str(scope.get("method", "GET"))
         carrier = {
-            key.decode("latin-1"): value.decode("latin-1")
+            name: value.decode("latin-1")
             for key, value in scope.get("headers", [])
+            if (name := key.decode("latin-1").lower()) in _TRACE_HEADERS
         }
         status: dict[str, int] = {}
 
@@ -50,12 +57,18 @@ class RequestTracing:
 
         with _tracer.start_as_current_span(
             method,
-            context=propagate.extract(carrier),
+            context=_trace_context.extract(carrier),
             kind=trace.SpanKind.SERVER,
             attributes={"http.request.method": method},
+            record_exception=False,  # its message and stack trace stay out of the trace
+            set_status_on_exception=False,
         ) as span:
             try:
                 await self.app(scope, receive, send_noting_status)
+            except Exception as exc:
+                span.set_attribute("error.type", type(exc).__qualname__)
+                span.set_status(trace.StatusCode.ERROR)
+                raise
             finally:
                 route = _route_template(scope)
                 if route:

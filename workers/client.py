@@ -1,10 +1,11 @@
 """The Temporal client every process uses: same namespace, same data converter (pydantic JSON,
-AES-GCM encrypted), the tracing interceptor, and for long-running services the Prometheus
-endpoint of the SDK's runtime."""
+AES-GCM encrypted), headers through that converter's codec too (the tracing header would
+otherwise be stored in plaintext), the tracing interceptor, and for long-running services the
+Prometheus endpoint of the SDK's runtime."""
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from temporalio.client import Client, HeaderCodecBehavior
 
 from workers.codec import data_converter_for
 from workers.settings import Settings
@@ -29,6 +30,9 @@ async def connect(settings: Settings, serve_metrics: bool = False) -> Client:
             namespace=settings.temporal_namespace,
             data_converter=converter,
             interceptors=tracing_interceptors(),
+            # Headers (trace context) encrypted like payloads; workers built on this client
+            # decode and encode them the same way.
+            header_codec_behavior=HeaderCodecBehavior.CODEC,
         )
     except RuntimeError as exc:
         raise TemporalUnreachable(
