@@ -40,10 +40,11 @@ a field in the body, is who acted.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from importlib import metadata
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Response
 from fastapi.responses import HTMLResponse
@@ -90,6 +91,15 @@ NO_TOKENS = (
 RefundId = Annotated[str, Path(min_length=1, max_length=200, description="the request id")]
 
 
+def _private_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry (newer releases): never its OTLP exporters from the
+    environment (they would bypass the span scrubbing of workers.telemetry), never exception
+    messages recorded as logs."""
+    if "telemetry" not in inspect.signature(FastAPI).parameters:
+        return {}
+    return {"telemetry": {"auto_configure": False, "logs": False}}
+
+
 def create_app(
     client: Client,
     settings: Settings,
@@ -112,6 +122,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
         responses=ERROR_RESPONSES,
+        **_private_telemetry(),
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
