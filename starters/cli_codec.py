@@ -20,7 +20,8 @@ def codec_server() -> None:
     --ui-codec-endpoint URL`, or the UI's Data Encoder setting) or the CLI
     (`temporal workflow show --codec-endpoint URL [--codec-auth 'Bearer <token>']`).
     Browsers at REFUNDS_CODEC_CORS_ORIGINS may call it; with REFUNDS_CODEC_TOKEN set, callers
-    need `Authorization: Bearer <token>`.
+    need `Authorization: Bearer <token>`. Without a token it listens on loopback only
+    (127.0.0.0/8, ::1, localhost) and answers only requests addressed to that name.
     """
     settings = load_settings()
     if not settings.ops.encryption_keys:
@@ -31,7 +32,10 @@ def codec_server() -> None:
     def listening(url: str) -> None:
         click.echo(f"Codec server on {url} (POST /decode, /encode); Ctrl-C stops it")
         if settings.ops.codec_token is None:
-            click.echo("No REFUNDS_CODEC_TOKEN: anyone who can reach it can decrypt", err=True)
+            click.echo(
+                "No REFUNDS_CODEC_TOKEN: anyone on this machine who can reach it can decrypt",
+                err=True,
+            )
 
     async def service(stop: asyncio.Event) -> None:
         await serve_codec(settings, stop, listening)

@@ -18,9 +18,10 @@ The format, for any Temporal SDK that needs to read or write it:
   is not: a tampered key id only selects another key, and the tag then fails.
 
 Decoding a payload without ``encoding: binary/encrypted`` returns it unchanged, so plain JSON
-from a client in another language is accepted (and is then stored as sent). Decoding with an
-unknown key id or a failed tag raises ``PayloadDecryptionError`` naming the key id, never the
-key.
+from a client in another language is accepted (and is then stored as sent). Encoding a payload
+that already has ``encoding: binary/encrypted`` returns it unchanged too, so it is never
+wrapped twice. Decoding with an unknown key id, data too short to hold a nonce and a tag, or a
+failed tag raises ``PayloadDecryptionError`` naming the key id, never the key.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
@@ -44,6 +46,7 @@ from workers.settings import Settings, SettingsError
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
 NONCE_BYTES = 12
+TAG_BYTES = 16  # AES-GCM's tag, appended to the ciphertext
 
 NO_KEYS = (
     "REFUNDS_ENCRYPTION_KEYS is not set: payloads would be stored in plaintext in Temporal's "
@@ -73,6 +76,8 @@ class EncryptionCodec(PayloadCodec):
         return [self.decrypt(payload) for payload in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") == ENCODING:
+            return payload  # already encrypted (by us or a client with the codec): not twice
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._encrypting.encrypt(nonce, payload.SerializeToString(), None)
         return Payload(
@@ -91,6 +96,12 @@ class EncryptionCodec(PayloadCodec):
                 f"payload encrypted with key id {key_id!r}, which is not in "
                 f"REFUNDS_ENCRYPTION_KEYS (known: {known})"
             )
+        if len(payload.data) < NONCE_BYTES + TAG_BYTES:
+            raise PayloadDecryptionError(
+                f"payload too short to be AES-GCM: {len(payload.data)} bytes "
+                f"(at least {NONCE_BYTES + TAG_BYTES}: a {NONCE_BYTES}-byte nonce and a "
+                f"{TAG_BYTES}-byte tag)"
+            )
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
         try:
             plain = cipher.decrypt(nonce, sealed, None)
@@ -99,7 +110,16 @@ class EncryptionCodec(PayloadCodec):
                 f"payload with key id {key_id!r} failed authentication: the key under that id "
                 "is not the one it was encrypted with, or the payload was altered"
             ) from None
-        return Payload.FromString(plain)
+        except ValueError as exc:  # data AES-GCM refuses outright (cryptography's checks)
+            raise PayloadDecryptionError(
+                f"payload with key id {key_id!r} cannot be decrypted: {exc}"
+            ) from None
+        try:
+            return Payload.FromString(plain)
+        except DecodeError:
+            raise PayloadDecryptionError(
+                f"payload with key id {key_id!r} decrypted to something that is not a Payload"
+            ) from None
 
 
 def encrypted_converter(keys: Sequence[tuple[str, bytes]]) -> DataConverter:
