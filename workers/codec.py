@@ -21,7 +21,8 @@ Decoding a payload without ``encoding: binary/encrypted`` returns it unchanged, 
 from a client in another language is accepted (and is then stored as sent). Encoding a payload
 that already has ``encoding: binary/encrypted`` returns it unchanged too, so it is never
 wrapped twice. Decoding with an unknown key id, data too short to hold a nonce and a tag, or a
-failed tag raises ``PayloadDecryptionError`` naming the key id, never the key.
+failed tag raises ``PayloadDecryptionError`` naming the payload's key id, never a key (nor the
+other key ids this service knows).
 """
 
 from __future__ import annotations
@@ -91,10 +92,9 @@ class EncryptionCodec(PayloadCodec):
         key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
         cipher = self._decrypting.get(key_id)
         if cipher is None:
-            known = ", ".join(sorted(self._decrypting))
+            # Only the payload's own key id: whoever sent it need not learn the others.
             raise PayloadDecryptionError(
-                f"payload encrypted with key id {key_id!r}, which is not in "
-                f"REFUNDS_ENCRYPTION_KEYS (known: {known})"
+                f"payload encrypted with key id {key_id!r}, which is not among this service's keys"
             )
         if len(payload.data) < NONCE_BYTES + TAG_BYTES:
             raise PayloadDecryptionError(

@@ -170,13 +170,16 @@ async def test_garbage_is_a_clear_400(body: bytes) -> None:
     assert "payloads" in answer.json()["error"]
 
 
-async def test_a_payload_under_an_unknown_key_is_a_400_naming_the_key_id() -> None:
+async def test_a_payload_under_an_unknown_key_is_a_400_naming_only_its_key_id() -> None:
     foreign = encrypted_payload(bytes(40), key_id=b"retired-2023")
     async with codec_server(codec_settings()) as http:
         answer = await http.post("/decode", json={"payloads": [foreign]})
 
     assert answer.status_code == 400
-    assert "'retired-2023'" in answer.json()["error"]
+    error = answer.json()["error"]
+    assert "'retired-2023'" in error
+    assert "not among this service's keys" in error
+    assert TEST_KEY_ID not in error, "the keys it has are not the caller's business"
 
 
 @pytest.mark.parametrize("length", [0, 5, 27])

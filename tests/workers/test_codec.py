@@ -66,6 +66,20 @@ def test_any_value_error_of_aes_gcm_is_a_decryption_error(
         codec.decrypt(sealed(bytes(64)))
 
 
+def test_an_unknown_key_id_is_named_and_the_known_ones_are_not() -> None:
+    codec = EncryptionCodec([(TEST_KEY_ID, TEST_KEY), (OTHER_KEY_ID, OTHER_KEY)])
+
+    with pytest.raises(PayloadDecryptionError) as raised:
+        codec.decrypt(sealed(bytes(64), key_id="retired-2023"))
+
+    message = str(raised.value)
+    assert "encrypted with key id 'retired-2023', which is not among this service's keys" in (
+        message
+    )
+    assert TEST_KEY_ID not in message
+    assert OTHER_KEY_ID not in message
+
+
 async def test_encoding_an_encrypted_payload_leaves_it_as_it_was() -> None:
     codec = EncryptionCodec([(TEST_KEY_ID, TEST_KEY)])
     [once] = await codec.encode([plain("receipt checked")])

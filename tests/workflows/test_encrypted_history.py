@@ -187,7 +187,7 @@ async def test_a_refund_started_under_the_old_key_completes_after_rotation(
 
     # Without the new key, or with another key under its id: a clear error naming the id.
     for keys, expected in (
-        ([OLD], "key id 'key-2025', which is not in REFUNDS_ENCRYPTION_KEYS (known: key-2024)"),
+        ([OLD], "key id 'key-2025', which is not among this service's keys"),
         ([(NEW[0], bytes([3]) * 32)], "key id 'key-2025' failed authentication"),
     ):
         stranger = await sqlite_server.client(encrypted_converter(keys))
