@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 from pathlib import Path
 
 from aiohttp import web
@@ -34,6 +33,7 @@ from deploy.sandboxes.adyen_state import (
     new_psp_reference,
 )
 from deploy.sandboxes.faults import SandboxFaults, add_fault_routes, fault_middleware
+from deploy.sandboxes.standalone import serve_until_signalled
 from deploy.sandboxes.stripe_sandbox import write_atomically
 
 DEFAULT_PORT = 12113
@@ -195,16 +195,9 @@ async def _serve(args: argparse.Namespace, faults: SandboxFaults) -> None:
         webhook_url=args.webhook_url,
         hmac_key=args.hmac_key,
     )
-    await sandbox.start(args.host, args.port)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    print(f"Adyen sandbox on {sandbox.base_url}", flush=True)
-    try:
-        await stopping.wait()
-    finally:
-        await sandbox.stop()
+    await serve_until_signalled(
+        sandbox, args.host, args.port, lambda base: [f"Adyen sandbox on {base}"]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

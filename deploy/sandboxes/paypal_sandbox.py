@@ -36,7 +36,6 @@ import asyncio
 import logging
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
@@ -51,6 +50,7 @@ from deploy.sandboxes.paypal_payments import Payments
 from deploy.sandboxes.paypal_refunds import Refunds
 from deploy.sandboxes.paypal_routes import PayPalApi
 from deploy.sandboxes.paypal_webhooks import Webhooks
+from deploy.sandboxes.standalone import serve_until_signalled
 from deploy.sandboxes.stripe_sandbox import settle_after_from_env, write_atomically
 
 DEFAULT_PORT = 12112
@@ -207,17 +207,15 @@ async def _serve(args: argparse.Namespace, faults: SandboxFaults) -> None:
         webhook_id=args.webhook_id,
         cert_dir=args.cert_dir,
     )
-    await sandbox.start(args.host, args.port)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    print(f"PayPal sandbox on {sandbox.base_url}", flush=True)
-    print(f"webhook signing certificate: {sandbox.certificate_file}", flush=True)
-    try:
-        await stopping.wait()
-    finally:
-        await sandbox.stop()
+    await serve_until_signalled(
+        sandbox,
+        args.host,
+        args.port,
+        lambda base: [
+            f"PayPal sandbox on {base}",
+            f"webhook signing certificate: {sandbox.certificate_file}",
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ from deploy.sandboxes.faults import (
     fault_middleware,
     parse_duration,
 )
+from deploy.sandboxes.standalone import serve_until_signalled
 from deploy.sandboxes.stripe_errors import StripeApiError, fault_body, invalid
 from deploy.sandboxes.stripe_objects import SandboxState
 from deploy.sandboxes.stripe_payments import Payments
@@ -225,16 +225,9 @@ async def _serve(args: argparse.Namespace, faults: SandboxFaults) -> None:
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
     )
-    await sandbox.start(args.host, args.port)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    print(f"Stripe sandbox on {sandbox.base_url}", flush=True)
-    try:
-        await stopping.wait()
-    finally:
-        await sandbox.stop()
+    await serve_until_signalled(
+        sandbox, args.host, args.port, lambda base: [f"Stripe sandbox on {base}"]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
