@@ -34,7 +34,7 @@ from deploy.sandboxes.adyen_state import (
 )
 from deploy.sandboxes.faults import SandboxFaults, add_fault_routes, fault_middleware
 from deploy.sandboxes.standalone import serve_until_signalled
-from deploy.sandboxes.stripe_sandbox import write_atomically
+from deploy.sandboxes.state_file import StateFile
 
 DEFAULT_PORT = 12113
 API_VERSION = "v72"
@@ -69,7 +69,7 @@ class AdyenSandbox:
         self.base_url = ""
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._unsaved = False
+        self._state_file = StateFile(state_file, lambda: self.state.to_json())
 
     async def start(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> str:
         """Serve on ``host:port`` (0 picks a free port); the Checkout base URL (``.../v72``)."""
@@ -112,7 +112,7 @@ class AdyenSandbox:
         if runner is not None:
             await runner.cleanup()
         await self.notifier.close()
-        await self._write_state()
+        await self._state_file.flush()
 
     def refunds_of(self, psp_reference: str) -> list[Modification]:
         """Every refund the sandbox accepted for the payment, whatever became of it."""
@@ -124,29 +124,18 @@ class AdyenSandbox:
             step.due = 0.0
 
     def _changed(self) -> None:
-        self._unsaved = True
+        self._state_file.changed()
 
     async def _tick(self) -> None:
-        """Settle what is due and send its notifications; save the state now and then."""
-        saved_at = 0.0
-        loop = asyncio.get_running_loop()
+        """Settle what is due and send its notifications."""
         while True:
             try:
                 for step in due_steps(self.state):
                     self.notifier.send(run_step(self.state, step, self.late_failure_seconds))
-                    self._unsaved = True
-                if self._unsaved and loop.time() - saved_at > 0.5:
-                    saved_at = loop.time()
-                    await self._write_state()
+                    self._changed()
             except Exception:
                 log.exception("Adyen sandbox could not settle")
             await asyncio.sleep(TICK_SECONDS)
-
-    async def _write_state(self) -> None:
-        if self.state_file is None or not self._unsaved:
-            return
-        self._unsaved = False
-        await asyncio.to_thread(write_atomically, self.state_file, self.state.to_json())
 
     async def _chargeback(self, request: web.Request) -> web.Response:
         try:
@@ -162,7 +151,7 @@ class AdyenSandbox:
         if stage not in ("notification", "chargeback"):
             return error_response(AdyenApiError(422, "000", "stage: notification or chargeback"))
         payment.disputed = True
-        self._unsaved = True
+        self._changed()
         item = notification_item(
             "CHARGEBACK" if stage == "chargeback" else "NOTIFICATION_OF_CHARGEBACK",
             new_psp_reference(),

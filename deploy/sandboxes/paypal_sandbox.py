@@ -51,10 +51,10 @@ from deploy.sandboxes.paypal_refunds import Refunds
 from deploy.sandboxes.paypal_routes import PayPalApi
 from deploy.sandboxes.paypal_webhooks import Webhooks
 from deploy.sandboxes.standalone import serve_until_signalled
-from deploy.sandboxes.stripe_sandbox import settle_after_from_env, write_atomically
+from deploy.sandboxes.state_file import StateFile
+from deploy.sandboxes.stripe_sandbox import settle_after_from_env
 
 DEFAULT_PORT = 12112
-SAVE_EVERY_SECONDS = 0.5
 SETTLE_EVERY_SECONDS = 0.2  # how often due refunds settle when nobody asks
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ class PayPalSandbox:
         self._certificate: SigningCertificate | None = None
         self._own_cert_dir: Path | None = None
         self._runner: web.AppRunner | None = None
-        self._unsaved = False
-        self._saver: asyncio.Task[None] | None = None
+        self._state_file = StateFile(state_file, lambda: self.state.to_json())
         self._settler: asyncio.Task[None] | None = None
 
     @property
@@ -161,9 +160,7 @@ class PayPalSandbox:
         if runner is not None:
             await runner.cleanup()
         await self.webhooks.close()
-        if self._saver is not None:
-            await self._saver
-        await self._write_state()
+        await self._state_file.flush()
         if self._own_cert_dir is not None:
             shutil.rmtree(self._own_cert_dir, ignore_errors=True)
             self._own_cert_dir = None
@@ -179,23 +176,7 @@ class PayPalSandbox:
                 log.exception("PayPal sandbox could not settle refunds")
 
     def _save(self) -> None:
-        """Note a change; the state file is rewritten at most every SAVE_EVERY_SECONDS."""
-        if self.state_file is None:
-            return
-        self._unsaved = True
-        if self._saver is None or self._saver.done():
-            self._saver = asyncio.get_running_loop().create_task(self._save_soon())
-
-    async def _save_soon(self) -> None:
-        await asyncio.sleep(SAVE_EVERY_SECONDS)
-        await self._write_state()
-
-    async def _write_state(self) -> None:
-        if self.state_file is None or not self._unsaved:
-            return
-        self._unsaved = False
-        text = self.state.to_json()  # on the loop: no request changes the state mid-dump
-        await asyncio.to_thread(write_atomically, self.state_file, text)
+        self._state_file.changed()
 
 
 async def _serve(args: argparse.Namespace, faults: SandboxFaults) -> None:

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from deploy.sandboxes.faults import (
     parse_duration,
 )
 from deploy.sandboxes.standalone import serve_until_signalled
+from deploy.sandboxes.state_file import StateFile
 from deploy.sandboxes.stripe_errors import StripeApiError, fault_body, invalid
 from deploy.sandboxes.stripe_objects import SandboxState
 from deploy.sandboxes.stripe_payments import Payments
@@ -38,7 +37,6 @@ from deploy.sandboxes.stripe_routes import StripeApi
 from deploy.sandboxes.stripe_webhooks import FRAUD_TYPES, Webhooks, early_fraud_warning
 
 DEFAULT_PORT = 12111
-SAVE_EVERY_SECONDS = 0.5
 SETTLE_EVERY_SECONDS = 0.5  # how often due pending refunds settle when nobody asks
 SETTLE_AFTER_ENV_VAR = "REFUNDS_SANDBOX_SETTLE_AFTER"
 DEFAULT_SETTLE_AFTER_SECONDS = 10.0
@@ -56,22 +54,6 @@ def settle_after_from_env(environ: Mapping[str, str]) -> float:
         return parse_duration(text)
     except ValueError as problem:
         raise ValueError(f"{SETTLE_AFTER_ENV_VAR}: {problem}") from None
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` in one step, so a crash mid-write never leaves half a state file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 class StripeSandbox:
@@ -102,8 +84,7 @@ class StripeSandbox:
         self.state = SandboxState()
         self.base_url = ""
         self._runner: web.AppRunner | None = None
-        self._unsaved = False
-        self._saver: asyncio.Task[None] | None = None
+        self._state_file = StateFile(state_file, lambda: self.state.to_json())
         self._settler: asyncio.Task[None] | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> str:
@@ -154,9 +135,7 @@ class StripeSandbox:
         if runner is not None:
             await runner.cleanup()
         await self.webhooks.close()
-        if self._saver is not None:
-            await self._saver
-        await self._write_state()
+        await self._state_file.flush()
 
     def _warn(self, payments: Payments) -> Callable[[web.Request], Awaitable[web.Response]]:
         """`POST /_sandbox/early_fraud_warnings` `{"charge": "ch_...", "fraud_type": "misc"}`:
@@ -193,27 +172,7 @@ class StripeSandbox:
                 log.exception("Stripe sandbox could not settle pending refunds")
 
     def _save(self) -> None:
-        """Note a change; the state file is rewritten at most every SAVE_EVERY_SECONDS.
-
-        Rewriting the whole file (with fsync) on every request made the sandbox slower the more
-        payments it held; a crash now loses at most the last half second of sandbox changes.
-        """
-        if self.state_file is None:
-            return
-        self._unsaved = True
-        if self._saver is None or self._saver.done():
-            self._saver = asyncio.get_running_loop().create_task(self._save_soon())
-
-    async def _save_soon(self) -> None:
-        await asyncio.sleep(SAVE_EVERY_SECONDS)
-        await self._write_state()
-
-    async def _write_state(self) -> None:
-        if self.state_file is None or not self._unsaved:
-            return
-        self._unsaved = False
-        text = self.state.to_json()  # on the loop: no request changes the state mid-dump
-        await asyncio.to_thread(write_atomically, self.state_file, text)
+        self._state_file.changed()
 
 
 async def _serve(args: argparse.Namespace, faults: SandboxFaults) -> None:
