@@ -7,12 +7,18 @@
     │   ├── PaymentNotRefundable     disputed, not captured, canceled, fully refunded
     │   ├── CurrencyMismatch         the request's currency is not the payment's
     │   ├── OverRefund               more than what is still refundable (provider or ledger)
+    │   ├── OrderNotFound            the order named is not in the order store or its source
+    │   ├── PolicyRefused            the refund policy does not allow it (window, count, reason)
+    │   ├── QuoteRefused             the lines asked for cannot be refunded (unknown, too many)
+    │   ├── ExchangeRateMissing      no rate to value a foreign-currency payment in settlement
     │   └── ProviderNotSupported     this worker has no adapter or credentials for the provider
     ├── ProviderDeclined             the provider refused the operation: never retried, ends FAILED
     ├── ProviderAuthFailed           bad or missing API key: never retried, ends FAILED
     ├── ProviderUnavailable          5xx, timeouts, dropped connections: retried
     ├── ProviderRateLimited          429: retried
     ├── LedgerConflict               a transfer id reused with other fields: never retried
+    ├── OrderConflict                an order update that would undo what refunds already hold
+    ├── QuoteStale                   another refund took the quoted units first: quote again
     └── DatabaseUnavailable          PostgreSQL unreachable: retried
 
 Activities raise these; ``to_application_error`` turns one into a Temporal
@@ -59,6 +65,30 @@ class OverRefund(RefundRefused):
 
 class ProviderNotSupported(RefundRefused):
     pass
+
+
+class OrderNotFound(RefundRefused):
+    pass
+
+
+class PolicyRefused(RefundRefused):
+    pass
+
+
+class QuoteRefused(RefundRefused):
+    pass
+
+
+class ExchangeRateMissing(RefundRefused):
+    pass
+
+
+class OrderConflict(RefundError):
+    pass
+
+
+class QuoteStale(RefundError):
+    """Not retried as is: the workflow quotes again and claims the units then free."""
 
 
 class ProviderDeclined(RefundError):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from activities.risk import RiskPolicy, RiskPolicyError
+from workers.money_settings import MoneySettings, MoneySettingsError
 from workers.ops_settings import OpsSettings, OpsSettingsError
 from workers.provider_settings import (
     DEFAULT_RATE_LIMITS,
@@ -65,6 +66,7 @@ class Settings:
     )
     worker_queues: tuple[str, ...] = ("refunds", "stripe", "paypal", "adyen")
     ops: OpsSettings = field(default_factory=OpsSettings)
+    money: MoneySettings = field(default_factory=MoneySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,8 +83,9 @@ class Settings:
                 "provider_rate_limits": rate_limits_from_env(env),
                 "worker_queues": worker_queues_from_text(env.get("REFUNDS_WORKER_QUEUES")),
                 "ops": OpsSettings.from_env(env),
+                "money": MoneySettings.from_env(env),
             }
-        except (ProviderSettingsError, OpsSettingsError) as exc:
+        except (ProviderSettingsError, OpsSettingsError, MoneySettingsError) as exc:
             raise SettingsError(str(exc)) from exc
         settings = cls(
             temporal_address=text("TEMPORAL_ADDRESS", cls.temporal_address) or "",

@@ -7,6 +7,7 @@ units plus an ISO 4217 currency, never a float.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -63,6 +64,13 @@ def _upper_currency(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
 
+class RefundLineRequest(BaseModel):
+    """One order line to refund, and how many of its units."""
+
+    line_id: str = Field(min_length=1)
+    quantity: int = Field(gt=0, strict=True)
+
+
 class RefundRequest(BaseModel):
     """Start input of ``RefundWorkflow``. ``amount`` omitted means all that is still refundable.
 
@@ -80,6 +88,9 @@ class RefundRequest(BaseModel):
     requested_by: Identity
     order_id: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    # A return of order lines: the amount is the order's quote for them (``order_id`` needed).
+    lines: list[RefundLineRequest] | None = None
+    refund_shipping: bool | None = None  # None: as the refund policy says for the reason
 
     _normalise_currency = field_validator("currency", mode="before")(_upper_currency)
 
@@ -166,6 +177,15 @@ class PaymentState(StrEnum):
     UNPAID = "unpaid"  # never completed (failed, awaiting the buyer)
 
 
+class ProviderRate(BaseModel):
+    """The exchange rate a provider applied between a payment's currency and the merchant's
+    settlement currency: an amount in the payment's currency times ``rate`` is its value in
+    ``settlement_currency`` (Stripe's balance transaction ``exchange_rate``)."""
+
+    settlement_currency: str
+    rate: Decimal = Field(gt=0)
+
+
 class PaymentSnapshot(BaseModel):
     """A payment as the provider reports it, in the provider-neutral shape every adapter gives."""
 
@@ -182,6 +202,10 @@ class PaymentSnapshot(BaseModel):
     # One payment can have several ids (a Stripe PaymentIntent and its Charge); the ledger
     # limits refunds per payment, so it keys them by the one id the provider adapter chose.
     canonical_id: str | None = None
+    captured_at: datetime | None = None  # when unknown, the refund window counts from created
+    # The provider's own rate at capture, where it tells one (Stripe); otherwise the ledger
+    # values the payment with the configured rates table.
+    settlement_rate: ProviderRate | None = None
 
     @property
     def payment_key(self) -> str:
@@ -208,6 +232,11 @@ class ReserveRefund(BaseModel):
     request_id: str
     payment: PaymentSnapshot
     plan: RefundPlan
+    reason: RefundReason = RefundReason.REQUESTED_BY_CUSTOMER
+    # A return of order lines: the units of each line (and ``#shipping``) the quote took,
+    # claimed in the same transaction as the reservation.
+    order_id: str | None = None
+    units: dict[str, list[int]] = Field(default_factory=dict)
 
 
 class ReverseAtProvider(BaseModel):
@@ -232,6 +261,7 @@ class PspRefund(BaseModel):
     amount: int
     currency: str
     failure_reason: str | None = None
+    settlement_rate: ProviderRate | None = None  # the provider's rate for the refund, if told
     # A provider with no status poll (Adyen) tells the outcome only by notification: the
     # workflow then waits for it instead of polling, and escalates after this many seconds.
     notification_only_escalate_after_s: int | None = None
@@ -256,6 +286,7 @@ class FetchRefund(BaseModel):
 class SettleRefund(BaseModel):
     request_id: str
     amount: int | None = None
+    settlement_rate: ProviderRate | None = None
 
 
 class ProviderRefundUpdate(BaseModel):
@@ -311,6 +342,7 @@ class LateSettlement(BaseModel):
     amount: int
     currency: str
     failure_reason: str | None = None
+    settlement_rate: ProviderRate | None = None
 
 
 class LateSettlementResult(BaseModel):

@@ -24,6 +24,10 @@ REFUSAL_TYPES = frozenset(
         "CurrencyMismatch",
         "OverRefund",
         "ProviderNotSupported",
+        "OrderNotFound",
+        "PolicyRefused",
+        "QuoteRefused",
+        "ExchangeRateMissing",
     }
 )
 
