@@ -28,6 +28,9 @@ other language's client) can tell them apart without importing this module.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from temporalio.exceptions import ApplicationError
 
 
@@ -119,3 +122,12 @@ def to_application_error(error: RefundError) -> ApplicationError:
     return ApplicationError(
         error.message, type=type(error).__name__, non_retryable=not error.retryable
     )
+
+
+@contextmanager
+def as_application_errors() -> Iterator[None]:
+    """Inside an activity: a ``RefundError`` leaves it as the matching ``ApplicationError``."""
+    try:
+        yield
+    except RefundError as error:
+        raise to_application_error(error) from error

@@ -12,8 +12,9 @@ database's refusals into the error taxonomy.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -35,6 +36,9 @@ __all__ = ["AccountBalance", "Ledger", "PaymentPosition", "Transfer", "TransferK
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+Within: TypeAlias = Callable[[Connection], Awaitable[None]]
+
 
 class Ledger:
     def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
@@ -51,8 +55,14 @@ class Ledger:
         amount: int,
         debit_account: str,
         credit_account: str,
+        within: Within | None = None,
     ) -> Transfer:
-        """Reserve `amount` of the payment's refund limit with a pending transfer."""
+        """Reserve `amount` of the payment's refund limit with a pending transfer.
+
+        ``within`` runs in the same transaction, with the payment's row locked, before the
+        reservation is written (the refund policy's count, the order units a return claims):
+        what it raises undoes everything. A reservation that exists already is returned as is.
+        """
         if captured < 0:
             raise ValueError(f"captured must not be negative, got {captured}")
         intended = Transfer(
@@ -84,6 +94,14 @@ class Ledger:
                     f"payment {payment_key} is in {payment_currency}; "
                     f"refund {refund_id} asks for {intended.currency}"
                 )
+            if within is not None:
+                # NO KEY UPDATE like the reservation's own trigger: concurrent reservations of
+                # one payment run their checks one after another.
+                await conn.execute(
+                    "SELECT 1 FROM ledger_payments WHERE payment_key = $1 FOR NO KEY UPDATE",
+                    payment_key,
+                )
+                await within(conn)
             return await insert_transfer(conn, intended)
 
     async def post(
@@ -121,6 +139,17 @@ class Ledger:
         )
         async with self._transaction() as conn:
             return await insert_transfer(conn, intended)
+
+    async def live_refunds(self, conn: Connection, payment_key: str, besides: str) -> int:
+        """How many refunds of the payment are reserved or posted, other than ``besides``."""
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM ledger_transfers t WHERE t.payment_key = $1 "
+            "AND t.kind = 'pending' AND t.refund_id IS DISTINCT FROM $2 AND NOT EXISTS "
+            "(SELECT 1 FROM ledger_transfers v WHERE v.pending_id = t.id AND v.kind = 'void')",
+            payment_key,
+            besides,
+        )
+        return count
 
     async def payment_position(self, payment_key: str) -> PaymentPosition | None:
         async with self._transaction() as conn:

@@ -6,8 +6,7 @@ Ledger transfer ids derive from the refund (``refund-{request_id}:reserve`` / ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from temporalio import activity
@@ -18,11 +17,13 @@ from activities.errors import (
     PaymentNotRefundable,
     ProviderNotSupported,
     RefundError,
+    as_application_errors,
     to_application_error,
 )
 from activities.ledger import Ledger
 from activities.provider_metrics import provider_call
 from activities.providers import PaymentProvider
+from activities.reservations import Clock, ReservationRules, UnitClaims
 from workflows.models import (
     CompensateRefund,
     FetchPayment,
@@ -39,6 +40,7 @@ from workflows.models import (
     ReverseAtProvider,
     SettleRefund,
 )
+from workflows.refund_policy import RefundPolicy
 
 
 def reserve_id(request_id: str) -> str:
@@ -60,24 +62,20 @@ def ledger_accounts(psp: Psp, plan: RefundPlan) -> tuple[str, str]:
     return "merchant:refunds", f"psp:{psp.value}:clearing"
 
 
-@contextmanager
-def _as_application_errors() -> Iterator[None]:
-    try:
-        yield
-    except RefundError as error:
-        raise to_application_error(error) from error
-
-
 class RefundActivities:
     def __init__(
         self,
         providers: Mapping[Psp, PaymentProvider],
         ledger: Ledger,
         disputes: DisputeRegistry | None = None,
+        policy: RefundPolicy | None = None,
+        claims: UnitClaims | None = None,
+        now: Clock | None = None,
     ) -> None:
         self._providers = providers
         self._ledger = ledger
         self._disputes = disputes
+        self._rules = ReservationRules(ledger, policy or RefundPolicy(), claims, now)
 
     def _provider(self, psp: Psp) -> PaymentProvider:
         provider = self._providers.get(psp)
@@ -92,7 +90,7 @@ class RefundActivities:
 
     @activity.defn(name="fetch_payment")
     async def fetch_payment(self, order: FetchPayment) -> PaymentSnapshot:
-        with _as_application_errors():
+        with as_application_errors():
             async with provider_call(order.psp, "fetch_payment"):
                 return await self._provider(order.psp).fetch_payment(order.payment_id)
 
@@ -101,7 +99,7 @@ class RefundActivities:
         payment, plan = order.payment, order.plan
         debit, credit = ledger_accounts(payment.psp, plan)
         limit = payment.amount_authorized if plan.operation == "void" else payment.amount_captured
-        with _as_application_errors():
+        with as_application_errors():
             dispute = (
                 await self._disputes.dispute_of(payment.payment_key) if self._disputes else None
             )
@@ -110,6 +108,7 @@ class RefundActivities:
                     f"payment {payment.payment_id} is disputed ({dispute}): the dispute "
                     "decides its money, a refund would pay the customer twice"
                 )
+            self._rules.refusal(order)
             await self._ledger.reserve(
                 transfer_id=reserve_id(order.request_id),
                 refund_id=order.request_id,
@@ -119,6 +118,7 @@ class RefundActivities:
                 amount=plan.amount,
                 debit_account=debit,
                 credit_account=credit,
+                within=self._rules.within(order),
             )
 
     @activity.defn(name="reverse_at_provider")
@@ -129,7 +129,7 @@ class RefundActivities:
         the provider replays its first answer for our key, and the post is idempotent.
         """
         provider = self._provider(order.payment.psp)
-        with _as_application_errors():
+        with as_application_errors():
             outcome = await self._reverse(provider, order)
         if outcome.status is PspRefundStatus.SUCCEEDED:
             try:
@@ -165,7 +165,7 @@ class RefundActivities:
 
     @activity.defn(name="fetch_refund")
     async def fetch_refund(self, order: FetchRefund) -> PspRefund:
-        with _as_application_errors():
+        with as_application_errors():
             async with provider_call(order.psp, "fetch_refund") as call:
                 told = await self._provider(order.psp).fetch_refund(order.psp_refund_id)
                 call.answered(told.status.value)
@@ -173,19 +173,20 @@ class RefundActivities:
 
     @activity.defn(name="post_refund")
     async def post_refund(self, settle: SettleRefund) -> None:
-        with _as_application_errors():
+        with as_application_errors():
             await self._post(settle.request_id, settle.amount)
 
     @activity.defn(name="void_reservation")
     async def void_reservation(self, settle: SettleRefund) -> None:
         """Release the reservation; nothing to do when none was made (a reserve that failed)."""
-        with _as_application_errors():
+        with as_application_errors():
             made = await self._ledger.transfers_for_refund(settle.request_id)
             if not any(t.id == reserve_id(settle.request_id) for t in made):
                 return
             await self._ledger.void(
                 transfer_id=void_id(settle.request_id), pending_id=reserve_id(settle.request_id)
             )
+            await self._rules.release(settle.request_id)
 
     @activity.defn(name="settle_kept_reservation")
     async def settle_kept_reservation(self, late: LateSettlement) -> LateSettlementResult:
@@ -193,7 +194,7 @@ class RefundActivities:
         without the provider's outcome; nothing when none is kept (posted or voided already).
         """
         request_id = late.request_id
-        with _as_application_errors():
+        with as_application_errors():
             made = {t.id for t in await self._ledger.transfers_for_refund(request_id)}
             kept = reserve_id(request_id) in made and not (
                 {post_id(request_id), void_id(request_id)} & made
@@ -208,6 +209,7 @@ class RefundActivities:
             await self._ledger.void(
                 transfer_id=void_id(request_id), pending_id=reserve_id(request_id)
             )
+            await self._rules.release(request_id)
         return LateSettlementResult(
             request_id=request_id, action="released", transfer_id=void_id(request_id)
         )
@@ -215,7 +217,7 @@ class RefundActivities:
     @activity.defn(name="compensate_refund")
     async def compensate_refund(self, failure: CompensateRefund) -> LateFailureResult:
         """Book back a posted refund the provider failed later: its accounts, reversed."""
-        with _as_application_errors():
+        with as_application_errors():
             made = await self._ledger.transfers_for_refund(failure.request_id)
             posted = next((t for t in made if t.id == post_id(failure.request_id)), None)
             if posted is None:  # never posted: nothing left in the books to undo

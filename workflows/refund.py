@@ -28,13 +28,13 @@ with workflow.unsafe.imports_passed_through():
         RefundResult,
         RefundStatus,
         RefundView,
-        ReserveRefund,
         ReverseAtProvider,
         RiskView,
         SettleRefund,
     )
     from workflows.notices import announce, book_back, escalate, record_outcome
     from workflows.payment_notice import fetch_payment
+    from workflows.returns import plan_and_reserve
     from workflows.review import ReviewBook, format_duration
     from workflows.review_handlers import ReviewHandlers, wait_until
     from workflows.review_models import (
@@ -47,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         describe_invalid,
         idempotency_key,
         is_opaque_id,
-        plan_refund,
         request_problem,
         undecodable_request,
     )
@@ -97,10 +96,8 @@ class RefundWorkflow(ReviewHandlers):
         try:
             payment = await fetch_payment(request, self._note_settlement)
             self._payment = payment
-            plan = plan_refund(request, payment)
+            plan = await plan_and_reserve(request, payment)
             self._amount = plan.amount
-            reservation = ReserveRefund(request_id=request.request_id, payment=payment, plan=plan)
-            await local_step("reserve_refund", reservation, type(None))
         except Refusal as refusal:
             return await self._finish(RefundStatus.REJECTED, str(refusal))
         except StepFailed as failed:

@@ -49,6 +49,8 @@ def request_problem(request: RefundRequest, workflow_id: str) -> str | None:
             "customer_id must be an opaque id such as cus_123, since it is indexed in "
             "plaintext: no email addresses or spaces"
         )
+    if request.lines is not None and not request.order_id:
+        return "lines name an order's lines: order_id is needed with them"
     if not is_known_currency(request.currency):
         return f"unknown currency {request.currency!r}: expected an ISO 4217 code such as USD"
     return None

@@ -96,7 +96,11 @@ async def _await_notification(
 
 async def _post_if_settled(request: RefundRequest, outcome: PspRefund) -> PspRefund:
     if outcome.status is PspRefundStatus.SUCCEEDED:
-        settle = SettleRefund(request_id=request.request_id, amount=outcome.amount)
+        settle = SettleRefund(
+            request_id=request.request_id,
+            amount=outcome.amount,
+            settlement_rate=outcome.settlement_rate,
+        )
         try:
             await local_step("post_refund", settle, type(None))
         except StepFailed as failed:
