@@ -1,63 +1,79 @@
-"""The refund contract: what callers send, what they read back, and what activities exchange.
+"""The refund contract: what callers send and what they read back.
 
 Field names are the stable JSON contract (README, "Contract"); money is an integer in minor
-units plus an ISO 4217 currency, never a float.
+units plus an ISO 4217 currency, never a float. What activities exchange with the workflow is
+in ``workflows.provider_models`` and re-exported here.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-
-class Psp(StrEnum):
-    STRIPE = "stripe"
-    PAYPAL = "paypal"
-    ADYEN = "adyen"
-
-
-class RefundReason(StrEnum):
-    DUPLICATE = "duplicate"
-    FRAUDULENT = "fraudulent"
-    REQUESTED_BY_CUSTOMER = "requested_by_customer"
-    PRODUCT_NOT_RECEIVED = "product_not_received"
-    PRODUCT_UNACCEPTABLE = "product_unacceptable"
-    OUT_OF_STOCK = "out_of_stock"
-    DELIVERY_FAILED = "delivery_failed"
-    OTHER = "other"
-
-
-class RefundStatus(StrEnum):
-    RECEIVED = "RECEIVED"
-    VALIDATING = "VALIDATING"
-    AWAITING_REVIEW = "AWAITING_REVIEW"
-    APPROVED = "APPROVED"
-    REFUNDING = "REFUNDING"
-    AWAITING_SETTLEMENT = "AWAITING_SETTLEMENT"
-    SUCCEEDED = "SUCCEEDED"
-    REJECTED = "REJECTED"
-    FAILED = "FAILED"
-    EXPIRED = "EXPIRED"
-    CANCELED = "CANCELED"
-
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATUSES
-
-
-FINAL_STATUSES = frozenset(
-    {
-        RefundStatus.SUCCEEDED,
-        RefundStatus.REJECTED,
-        RefundStatus.FAILED,
-        RefundStatus.EXPIRED,
-        RefundStatus.CANCELED,
-    }
+from workflows.provider_models import (
+    CompensateRefund,
+    FetchPayment,
+    FetchRefund,
+    LateFailureResult,
+    LateSettlement,
+    LateSettlementResult,
+    Operation,
+    PaymentDisputed,
+    PaymentSnapshot,
+    PaymentState,
+    ProviderRate,
+    ProviderRefundUpdate,
+    PspRefund,
+    PspRefundStatus,
+    RefundPlan,
+    ReserveRefund,
+    ReverseAtProvider,
+    SettlementOverdue,
+    SettleRefund,
 )
+from workflows.vocabulary import FINAL_STATUSES, Psp, RefundReason, RefundStatus
+
+__all__ = [
+    "FINAL_STATUSES",
+    "Approval",
+    "CancelRequest",
+    "CompensateRefund",
+    "FetchPayment",
+    "FetchRefund",
+    "Identity",
+    "LateFailureResult",
+    "LateSettlement",
+    "LateSettlementResult",
+    "Operation",
+    "PaymentDisputed",
+    "PaymentSnapshot",
+    "PaymentState",
+    "ProviderRate",
+    "ProviderRefundUpdate",
+    "Psp",
+    "PspRefund",
+    "PspRefundStatus",
+    "RecordDispute",
+    "RefundInput",
+    "RefundLineRequest",
+    "RefundOutcomeEvent",
+    "RefundPlan",
+    "RefundReason",
+    "RefundRequest",
+    "RefundResult",
+    "RefundStatus",
+    "RefundView",
+    "RefusedDecision",
+    "ReserveRefund",
+    "ReverseAtProvider",
+    "ReviewView",
+    "RiskView",
+    "SettleRefund",
+    "SettlementOverdue",
+    "same_person",
+]
 
 
 def _upper_currency(value: object) -> object:
@@ -165,197 +181,6 @@ def same_person(one: str, other: str) -> bool:
 
 class CancelRequest(BaseModel):
     requested_by: Identity
-
-
-# --- What activities exchange with the workflow -------------------------------------------
-
-
-class PaymentState(StrEnum):
-    AUTHORIZED = "authorized"  # money held, not captured: reversed by a void
-    CAPTURED = "captured"  # money taken: reversed by a refund
-    CANCELED = "canceled"
-    UNPAID = "unpaid"  # never completed (failed, awaiting the buyer)
-
-
-class ProviderRate(BaseModel):
-    """The exchange rate a provider applied between a payment's currency and the merchant's
-    settlement currency: an amount in the payment's currency times ``rate`` is its value in
-    ``settlement_currency`` (Stripe's balance transaction ``exchange_rate``)."""
-
-    settlement_currency: str
-    rate: Decimal = Field(gt=0)
-
-
-class PaymentSnapshot(BaseModel):
-    """A payment as the provider reports it, in the provider-neutral shape every adapter gives."""
-
-    psp: Psp
-    payment_id: str
-    state: PaymentState
-    currency: str
-    amount_authorized: int
-    amount_captured: int
-    amount_refunded: int
-    disputed: bool = False
-    customer: str | None = None
-    created: datetime | None = None
-    # One payment can have several ids (a Stripe PaymentIntent and its Charge); the ledger
-    # limits refunds per payment, so it keys them by the one id the provider adapter chose.
-    canonical_id: str | None = None
-    captured_at: datetime | None = None  # when unknown, the refund window counts from created
-    # The provider's own rate at capture, where it tells one (Stripe); otherwise the ledger
-    # values the payment with the configured rates table.
-    settlement_rate: ProviderRate | None = None
-
-    @property
-    def payment_key(self) -> str:
-        return f"{self.psp.value}:{self.canonical_id or self.payment_id}"
-
-
-class FetchPayment(BaseModel):
-    psp: Psp
-    payment_id: str
-
-
-Operation = Literal["refund", "void"]
-
-
-class RefundPlan(BaseModel):
-    """What the workflow decided to do with a validated request."""
-
-    operation: Operation
-    amount: int
-    currency: str
-
-
-class ReserveRefund(BaseModel):
-    request_id: str
-    payment: PaymentSnapshot
-    plan: RefundPlan
-    reason: RefundReason = RefundReason.REQUESTED_BY_CUSTOMER
-    # A return of order lines: the units of each line (and ``#shipping``) the quote took,
-    # claimed in the same transaction as the reservation.
-    order_id: str | None = None
-    units: dict[str, list[int]] = Field(default_factory=dict)
-
-
-class ReverseAtProvider(BaseModel):
-    request_id: str
-    payment: PaymentSnapshot
-    plan: RefundPlan
-    reason: RefundReason
-    idempotency_key: str
-
-
-class PspRefundStatus(StrEnum):
-    SUCCEEDED = "succeeded"
-    PENDING = "pending"
-    FAILED = "failed"
-
-
-class PspRefund(BaseModel):
-    """The provider's answer to a refund or void: its id and whether money has moved."""
-
-    psp_refund_id: str
-    status: PspRefundStatus
-    amount: int
-    currency: str
-    failure_reason: str | None = None
-    settlement_rate: ProviderRate | None = None  # the provider's rate for the refund, if told
-    # A provider with no status poll (Adyen) tells the outcome only by notification: the
-    # workflow then waits for it instead of polling, and escalates after this many seconds.
-    notification_only_escalate_after_s: int | None = None
-
-
-class SettlementOverdue(BaseModel):
-    """A provider that only notifies (Adyen) has not told a refund's outcome in time."""
-
-    request_id: str
-    psp: Psp
-    psp_refund_id: str
-    amount: int
-    currency: str
-    waiting_s: int
-
-
-class FetchRefund(BaseModel):
-    psp: Psp
-    psp_refund_id: str
-
-
-class SettleRefund(BaseModel):
-    request_id: str
-    amount: int | None = None
-    settlement_rate: ProviderRate | None = None
-
-
-class ProviderRefundUpdate(BaseModel):
-    """Signal ``provider_update``: what a verified provider webhook said about our refund.
-
-    Sent by the webhook receiver; ``event_id`` is the provider's event id, so a webhook
-    delivered many times changes the refund once.
-    """
-
-    event_id: str
-    psp_refund_id: str
-    status: PspRefundStatus
-    amount: int
-    currency: str
-    failure_reason: str | None = None
-
-    def as_outcome(self) -> PspRefund:
-        return PspRefund(
-            psp_refund_id=self.psp_refund_id,
-            status=self.status,
-            amount=self.amount,
-            currency=self.currency,
-            failure_reason=self.failure_reason,
-        )
-
-
-class PaymentDisputed(BaseModel):
-    """Signal ``payment_disputed``: the customer disputed the payment at the provider; the
-    dispute now decides its money, so a refund still in review must not pay it out again."""
-
-    event_id: str
-    dispute_id: str
-
-
-class CompensateRefund(BaseModel):
-    """A refund the provider failed after it had succeeded (and the ledger had posted it)."""
-
-    request_id: str
-    event_id: str
-    psp_refund_id: str
-    amount: int
-    currency: str
-    failure_reason: str | None = None
-
-
-class LateSettlement(BaseModel):
-    """The provider's final word on a refund whose workflow had ended without it."""
-
-    request_id: str
-    event_id: str
-    psp_refund_id: str
-    status: PspRefundStatus
-    amount: int
-    currency: str
-    failure_reason: str | None = None
-    settlement_rate: ProviderRate | None = None
-
-
-class LateSettlementResult(BaseModel):
-    request_id: str
-    action: Literal["posted", "released", "nothing kept"]
-    transfer_id: str | None = None
-
-
-class LateFailureResult(BaseModel):
-    request_id: str
-    compensation_transfer_id: str | None  # None when the refund had never been posted
-    amount: int
-    currency: str
 
 
 class RefundOutcomeEvent(BaseModel):
