@@ -3,12 +3,15 @@
 The schema refuses these states as they are written; verification finds them anyway when
 something got past the constraints (a restore, a replica, a superuser with triggers off).
 Each problem is one sentence that names the transfer or payment, for finance to read.
+Foreign-currency refunds are also checked against their FX valuation (``fx_verify``).
 """
 
 from __future__ import annotations
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+from activities.fx_verify import find_fx_problems
 
 _UNBALANCED = """
 SELECT transfer_id, currency, sum(amount)::bigint AS total
@@ -109,6 +112,7 @@ async def find_ledger_problems(
                 )
         for row in await conn.fetch(_PAYMENT_COUNTERS):
             problems.extend(_payment_problems(row))
+        problems.extend(await find_fx_problems(conn))
     return problems
 
 
