@@ -179,12 +179,16 @@ async def status(request_id: str, as_json: bool) -> None:
 def _register_subcommands() -> None:
     from starters.cli_codec import codec_server
     from starters.cli_ledger import ledger
+    from starters.cli_orders import orders
+    from starters.cli_quote import quote
     from starters.cli_review import approve, cancel, reject, reviews
     from starters.cli_risk import risk
     from starters.cli_serve import serve
     from starters.cli_stack import bench, demo, dev
 
     cli.add_command(ledger)
+    cli.add_command(orders)
+    cli.add_command(quote)
     cli.add_command(dev)
     cli.add_command(demo)
     cli.add_command(bench)
