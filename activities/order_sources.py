@@ -15,8 +15,9 @@ from typing import Protocol, runtime_checkable
 from workflows.orders import Order
 
 
-class OrderSourceError(Exception):
-    """REFUNDS_ORDER_SOURCE names nothing usable; the message says what and why."""
+class OrderSourceError(ValueError):
+    """REFUNDS_ORDER_SOURCE names nothing usable; the message says what and why (a ValueError:
+    the commands print it as one line, like any invalid setting)."""
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ from starters.cli_support import load_settings, one_line_errors
 from starters.http_api import NO_TOKENS
 from starters.http_server import serve_http
 from starters.processes import run_until_interrupted
-from starters.receiver import receiver_routers
+from starters.receiver import order_book_for, receiver_routers
 from workers.client import connect
 from workers.codec import data_converter_for
 from workers.worker import ledger_pool
@@ -55,17 +55,19 @@ def serve(insecure_no_auth: bool) -> None:
         client = await connect(settings, serve_metrics=True)
         async with AsyncExitStack() as stack:
             pool = None
-            if settings.database_url:  # Adyen's route keeps the payments it is told of
+            if settings.database_url:  # Adyen's payments, the order store
                 pool = await stack.enter_async_context(
                     ledger_pool(settings.database_url, max_size=4)
                 )
+            orders = order_book_for(settings, pool)  # quotes, and the shop's order events
             await serve_http(
                 settings,
                 client,
                 stop,
                 insecure_no_auth=insecure_no_auth,
                 listening=listening,
-                routers=receiver_routers(client, settings, pool),
+                routers=receiver_routers(client, settings, pool, orders),
+                orders=orders,
             )
         click.echo("stopped")
 

@@ -13,6 +13,7 @@ a field in the body, is who acted.
 | `POST /v1/refunds/{id}/approve` `{"note"?, "amount"?}` | reviewer, admin | 200, the refund |
 | `POST /v1/refunds/{id}/reject` `{"reason"}` | reviewer, admin | 200, the refund |
 | `POST /v1/refunds/{id}/cancel` (no body or `{}`) | requester, admin | 200, the refund |
+| `POST /v1/refunds/quote` (a `QuoteInput`) | requester, admin | 200, a `RefundQuote` |
 
 - **Starting a refund.** The body is a `RefundRequest`. The `Idempotency-Key` header is the
   request id: send it, or `request_id` in the body, or both when they are equal (different
@@ -30,6 +31,8 @@ a field in the body, is who acted.
   disagrees with the body, 401 no or unknown token, 403 the role may not do that, 404 unknown
   refund, 409 refused, 413 a body over 1 MiB, 415 a body that is not JSON, 422 invalid fields,
   503 Temporal or a worker did not answer within 15 s.
+- **Quotes** answer what a refund of given order lines would return, as the refund workflow
+  computes it; an unknown order is 404, lines that cannot be refunded 422 with the reason.
 - **No tokens.** With no tokens configured `refunds serve` refuses to start, unless
   `--insecure-no-auth` is given: then every caller is the admin `anonymous` (for a trial on
   your own machine only; as everyone is the same person, refunds started that way cannot be
@@ -51,6 +54,7 @@ from fastapi.responses import HTMLResponse
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.orders import OrderBook
 from starters.client import (
     RefundHandle,
     final_status,
@@ -76,6 +80,7 @@ from starters.http_models import (
     RejectBody,
     ReviewList,
 )
+from starters.http_quote import quote_router
 from starters.http_tracing import trace_requests
 from starters.review_queue import review_queue
 from workers.settings import Settings, SettingsError
@@ -106,8 +111,12 @@ def create_app(
     *,
     allow_anonymous: bool = False,
     routers: Sequence[APIRouter] = (),
+    orders: OrderBook | None = None,
 ) -> FastAPI:
     """The API over ``client``; with no tokens configured only ``allow_anonymous`` serves it.
+
+    ``orders`` (the order store) serves ``POST /v1/refunds/quote`` under the refund policy of
+    ``settings``; without it the endpoint is not there.
 
     ``routers`` (the webhook receiver) are served beside it: the same JSON errors and 1 MiB
     body limit, and no API token outside ``/v1/`` (webhooks carry their own signatures).
@@ -130,6 +139,8 @@ def create_app(
     trace_requests(app)
     _add_refund_routes(app, client, settings.task_queue)
     _add_decision_routes(app, client)
+    if orders is not None:
+        app.include_router(quote_router(orders, settings.money.refund_policy))
     for router in routers:
         app.include_router(router)
 

@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import APIRouter
 from temporalio.client import Client
 
+from activities.orders import OrderBook
 from starters.http_api import create_app
 from workers.settings import Settings, http_host_port
 
@@ -67,15 +68,19 @@ async def serve_http(
     insecure_no_auth: bool = False,
     listening: Callable[[str], None] | None = None,
     routers: Sequence[APIRouter] = (),
+    orders: OrderBook | None = None,
 ) -> None:
     """Serve the API on ``settings.http_address`` until ``stop`` is set.
 
     ``listening`` is called with the base URL once connections are accepted (with port 0,
     the one chosen). Without API tokens this refuses to run (SettingsError) unless
     ``insecure_no_auth``, which makes every caller the admin ``anonymous``. ``routers`` (the
-    webhook receiver) are served on the same address.
+    webhook receiver) are served on the same address; ``orders`` (the order store) serves
+    ``POST /v1/refunds/quote``.
     """
-    app = create_app(client, settings, allow_anonymous=insecure_no_auth, routers=routers)
+    app = create_app(
+        client, settings, allow_anonymous=insecure_no_auth, routers=routers, orders=orders
+    )
     if insecure_no_auth and not settings.api_tokens:
         log.warning(
             "the HTTP API on %s has NO authentication (--insecure-no-auth): anyone who can "

@@ -18,7 +18,7 @@ from deploy.local.stack import LocalStack, RunningStack, read_running_stack
 from starters.cli_support import pointed_at
 from starters.codec_server import serve_codec
 from starters.http_server import serve_http
-from starters.receiver import receiver_routers
+from starters.receiver import order_book_for, receiver_routers
 from workers.client import connect
 from workers.ops_settings import OpsSettings, parse_encryption_keys
 from workers.settings import Settings, parse_api_tokens
@@ -51,12 +51,14 @@ async def serve_api(
         pool = None
         if settings.database_url:
             pool = await stack.enter_async_context(ledger_pool(settings.database_url, max_size=4))
+        orders = order_book_for(settings, pool)
         await serve_http(
             settings,
             client,
             stop,
             listening=listening,
-            routers=receiver_routers(client, settings, pool),
+            routers=receiver_routers(client, settings, pool, orders),
+            orders=orders,
         )
 
 

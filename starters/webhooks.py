@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import RefundError
 from activities.events import SIGNATURE_HEADER, verify_signature
+from activities.orders import OrderBook
 from activities.providers import PaymentProvider
 from activities.risk import REVIEW_REQUIRED_KEY
 from activities.stripe_provider import stripe_webhook_actions
@@ -39,6 +40,7 @@ from starters.cli_support import describe_validation_error
 from starters.client import start_refund, workflow_id
 from starters.http_errors import ApiError
 from starters.webhooks_ended import after_the_refund_ended
+from starters.webhooks_orders import ORDER_EVENTS, store_order_event
 from workers.settings import Settings
 from workers.telemetry import webhook_rejected
 from workers.worker import build_providers
@@ -69,7 +71,10 @@ def webhook_router(
     stripe_secrets: Sequence[str],
     shop_secrets: Sequence[str],
     fraud_warnings: FraudWarningPolicy | None = None,
+    orders: OrderBook | None = None,
 ) -> APIRouter:
+    """The Stripe and shop routes; the shop's order events go to ``orders`` (the order
+    store; without one they are answered 503 and stored nothing)."""
     router = APIRouter(tags=["webhooks"])
     warnings = fraud_warnings or FraudWarningPolicy()
 
@@ -93,6 +98,8 @@ def webhook_router(
             "shop",
         )
         event = _shop_event(body)
+        if event["type"] in ORDER_EVENTS:
+            return {"received": True, "done": [await store_order_event(orders, event)]}
         if event["type"] != "refund.requested":
             log.info("shop event %s of type %s: nothing to do", event["id"], event["type"])
             return {"received": True, "done": [f"ignored {event['type']}"]}
@@ -149,8 +156,9 @@ async def apply_action(
     return f"told {handle.id}: {action.update.status.value}"
 
 
-def receiver_for(client: Client, settings: Settings) -> APIRouter:
-    """The receiver with the configured secrets; an endpoint without one refuses every event."""
+def receiver_for(client: Client, settings: Settings, orders: OrderBook | None = None) -> APIRouter:
+    """The receiver with the configured secrets; an endpoint without one refuses every event.
+    The shop's order events are kept in ``orders``."""
     for name, configured in (
         ("STRIPE_WEBHOOK_SECRET", settings.stripe_webhook_secrets),
         ("REFUNDS_SHOP_WEBHOOK_SECRET", settings.shop_webhook_secrets),
@@ -163,6 +171,7 @@ def receiver_for(client: Client, settings: Settings) -> APIRouter:
         settings.stripe_webhook_secrets,
         settings.shop_webhook_secrets,
         FraudWarningPolicy(settings.efw_policy, build_providers(settings)),
+        orders,
     )
 
 
