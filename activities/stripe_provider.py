@@ -25,10 +25,17 @@ from activities.errors import (
     RefundError,
 )
 from activities.stripe_events import REFUND_STATES, stripe_event_actions
+from activities.stripe_figures import (
+    PAYMENT_STATES,
+    STRIPE_REASONS,
+    provider_rate,
+    refunded_of_captured,
+)
 from activities.webhook_actions import WebhookAction, WebhookRejected
 from workflows.models import (
     PaymentSnapshot,
     PaymentState,
+    ProviderRate,
     Psp,
     PspRefund,
     PspRefundStatus,
@@ -37,17 +44,6 @@ from workflows.models import (
 )
 
 T = TypeVar("T")
-
-# Stripe knows three refund reasons; ours are finer and travel in metadata instead.
-_STRIPE_REASONS = {
-    RefundReason.DUPLICATE: "duplicate",
-    RefundReason.FRAUDULENT: "fraudulent",
-}
-_PAYMENT_STATES = {
-    "requires_capture": PaymentState.AUTHORIZED,
-    "succeeded": PaymentState.CAPTURED,
-    "canceled": PaymentState.CANCELED,
-}
 
 
 class StripeProvider:
@@ -64,7 +60,7 @@ class StripeProvider:
         if payment_id.startswith("pi_"):
             intent = await _call(
                 self._client.v1.payment_intents.retrieve_async(
-                    payment_id, params={"expand": ["latest_charge"]}
+                    payment_id, params={"expand": ["latest_charge.balance_transaction"]}
                 )
             )
             charge = (
@@ -72,7 +68,11 @@ class StripeProvider:
             )
             return _snapshot(payment_id, intent, charge)
         if payment_id.startswith("ch_"):
-            charge = await _call(self._client.v1.charges.retrieve_async(payment_id))
+            charge = await _call(
+                self._client.v1.charges.retrieve_async(
+                    payment_id, params={"expand": ["balance_transaction"]}
+                )
+            )
             owner: stripe.PaymentIntent | None = None
             if isinstance(charge.payment_intent, str):
                 owner = await _call(
@@ -96,7 +96,7 @@ class StripeProvider:
         params: dict[str, Any] = {
             target: payment.payment_id,
             "amount": plan.amount,
-            "reason": _STRIPE_REASONS.get(reason, "requested_by_customer"),
+            "reason": STRIPE_REASONS.get(reason, "requested_by_customer"),
             "metadata": {"refund_request_id": refund_id, "reason_code": reason.value},
         }
         refund = await _call(
@@ -105,6 +105,13 @@ class StripeProvider:
                 options={"idempotency_key": idempotency_key},
             )
         )
+        # Its rate is read apart, not through `expand` on the create: a retry must send the
+        # very parameters its key was first used with, whichever version of us sent them.
+        txn = refund.balance_transaction
+        if isinstance(txn, str):
+            refund.balance_transaction = await _call(
+                self._client.v1.balance_transactions.retrieve_async(txn)
+            )
         return _psp_refund(refund)
 
     async def void(
@@ -141,11 +148,21 @@ class StripeProvider:
         )
 
     async def fetch_refund(self, psp_refund_id: str) -> PspRefund:
-        return _psp_refund(await _call(self._client.v1.refunds.retrieve_async(psp_refund_id)))
+        return _psp_refund(
+            await _call(
+                self._client.v1.refunds.retrieve_async(
+                    psp_refund_id, params={"expand": ["balance_transaction"]}
+                )
+            )
+        )
 
     async def find_refund(self, payment: PaymentSnapshot, refund_id: str) -> PspRefund | None:
         target = "payment_intent" if payment.payment_id.startswith("pi_") else "charge"
-        params: dict[str, Any] = {target: payment.payment_id, "limit": 100}
+        params: dict[str, Any] = {
+            target: payment.payment_id,
+            "limit": 100,
+            "expand": ["data.balance_transaction"],
+        }
         listed = await _call(self._client.v1.refunds.list_async(params))  # type: ignore[arg-type]
         for refund in listed.data:
             metadata = refund.to_dict().get("metadata") or {}
@@ -158,7 +175,7 @@ def _snapshot(
     payment_id: str, intent: stripe.PaymentIntent | None, charge: stripe.Charge | None
 ) -> PaymentSnapshot:
     if intent is not None:
-        state = _PAYMENT_STATES.get(intent.status, PaymentState.UNPAID)
+        state = PAYMENT_STATES.get(intent.status, PaymentState.UNPAID)
         currency, authorized = intent.currency, intent.amount_capturable
         customer = intent.customer if isinstance(intent.customer, str) else None
         created = intent.created
@@ -177,23 +194,30 @@ def _snapshot(
         currency=currency.upper(),
         amount_authorized=authorized,
         amount_captured=charge.amount_captured if charge else 0,
-        amount_refunded=_refunded_of_captured(charge),
+        amount_refunded=refunded_of_captured(charge),
         disputed=bool(charge and charge.disputed),
         customer=customer,
         created=datetime.fromtimestamp(created, UTC),
+        **_capture_of(charge),
     )
 
 
-def _refunded_of_captured(charge: stripe.Charge | None) -> int:
-    """What was refunded of the captured money only.
-
-    Stripe counts the released remainder of a partial capture in ``amount_refunded``; that
-    money was never taken, so it is not part of what the customer got back.
-    """
+def _capture_of(charge: stripe.Charge | None) -> dict[str, Any]:
+    """When the charge was captured (its balance transaction's time, else the charge's) and
+    the rate Stripe converted it to the account's settlement currency at."""
     if charge is None or not charge.captured:
-        return 0
-    released = charge.amount - charge.amount_captured
-    return max(charge.amount_refunded - released, 0)
+        return {}
+    txn = _txn(charge.balance_transaction)
+    moment = txn.created if txn is not None else charge.created
+    return {"captured_at": datetime.fromtimestamp(moment, UTC), "settlement_rate": _rate(txn)}
+
+
+def _txn(value: object) -> stripe.BalanceTransaction | None:
+    return value if isinstance(value, stripe.BalanceTransaction) else None
+
+
+def _rate(txn: stripe.BalanceTransaction | None) -> ProviderRate | None:
+    return None if txn is None else provider_rate(txn.currency, txn.exchange_rate)
 
 
 def _psp_refund(refund: stripe.Refund) -> PspRefund:
@@ -203,6 +227,7 @@ def _psp_refund(refund: stripe.Refund) -> PspRefund:
         amount=refund.amount,
         currency=refund.currency.upper(),
         failure_reason=getattr(refund, "failure_reason", None),
+        settlement_rate=_rate(_txn(refund.balance_transaction)),
     )
 
 

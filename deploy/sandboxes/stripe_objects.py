@@ -112,6 +112,7 @@ class Charge:
     failure_code: str | None = None
     failure_message: str | None = None
     refund_behaviour: str = "succeed"  # sandbox-only: succeed | fail | pending
+    balance_transaction: str | None = None  # once captured: what it added to the balance
 
     def to_api(self) -> JsonObject:
         paid = self.status == "succeeded"
@@ -121,7 +122,7 @@ class Charge:
             "amount": self.amount,
             "amount_captured": self.amount_captured,
             "amount_refunded": self.amount_refunded,
-            "balance_transaction": None,
+            "balance_transaction": self.balance_transaction,
             "captured": self.captured,
             "created": self.created,
             "currency": self.currency,
@@ -159,13 +160,14 @@ class Refund:
     failure_reason: str | None = None
     settles_at: float | None = None  # sandbox-only: when a pending refund reaches `settles_to`
     settles_to: str | None = None
+    balance_transaction: str | None = None
 
     def to_api(self) -> JsonObject:
         return {
             "id": self.id,
             "object": "refund",
             "amount": self.amount,
-            "balance_transaction": None,
+            "balance_transaction": self.balance_transaction,
             "charge": self.charge,
             "created": self.created,
             "currency": self.currency,
@@ -175,6 +177,39 @@ class Refund:
             "pending_reason": "processing" if self.status == "pending" else None,
             "reason": self.reason,
             "status": self.status,
+        }
+
+
+@dataclass
+class BalanceTransaction:
+    """Money a charge or refund moved in the account's balance, in its settlement currency:
+    the payment's amount times `exchange_rate` (None when no conversion was needed)."""
+
+    id: str
+    amount: int  # settlement currency; a refund's is negative
+    currency: str
+    exchange_rate: str | None  # kept as text, exact; answered as a JSON number, as Stripe does
+    created: int
+    source: str
+    type: str  # charge | refund
+
+    def to_api(self) -> JsonObject:
+        return {
+            "id": self.id,
+            "object": "balance_transaction",
+            "amount": self.amount,
+            "available_on": self.created,
+            "created": self.created,
+            "currency": self.currency,
+            "description": None,
+            "exchange_rate": None if self.exchange_rate is None else float(self.exchange_rate),
+            "fee": 0,
+            "fee_details": [],
+            "net": self.amount,
+            "reporting_category": self.type,
+            "source": self.source,
+            "status": "available",
+            "type": self.type,
         }
 
 
@@ -199,6 +234,9 @@ class SandboxState:
     charges: dict[str, Charge] = field(default_factory=dict)
     refunds: dict[str, Refund] = field(default_factory=dict)
     idempotency: dict[str, IdempotentResult] = field(default_factory=dict)
+    balance_transactions: dict[str, BalanceTransaction] = field(default_factory=dict)
+    settlement_currency: str = "usd"  # the account's: charges in others are converted
+    exchange_rates: dict[str, str] = field(default_factory=dict)  # told ones, by currency
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -211,4 +249,9 @@ class SandboxState:
             charges={k: Charge(**v) for k, v in raw["charges"].items()},
             refunds={k: Refund(**v) for k, v in raw["refunds"].items()},
             idempotency={k: IdempotentResult(**v) for k, v in raw["idempotency"].items()},
+            balance_transactions={
+                k: BalanceTransaction(**v) for k, v in raw.get("balance_transactions", {}).items()
+            },
+            settlement_currency=raw.get("settlement_currency", "usd"),
+            exchange_rates=dict(raw.get("exchange_rates", {})),
         )

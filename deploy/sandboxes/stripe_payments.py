@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deploy.sandboxes import stripe_params as p
+from deploy.sandboxes.stripe_balance import capture_charge
 from deploy.sandboxes.stripe_errors import StripeApiError, invalid, missing, refused
 from deploy.sandboxes.stripe_objects import (
     CURRENCIES,
@@ -191,7 +192,7 @@ class Payments:
                 "amount_to_capture",
             )
         charge = self.charge(intent.latest_charge)
-        charge.captured, charge.amount_captured = True, amount
+        capture_charge(self.state, charge, amount)
         intent.status, intent.amount_received, intent.amount_capturable = "succeeded", amount, 0
         intent.metadata.update(metadata)
         if amount < charge.amount:
@@ -247,7 +248,7 @@ class Payments:
         if intent.capture_method == "manual":
             intent.status, intent.amount_capturable = "requires_capture", intent.amount
         else:
-            charge.captured, charge.amount_captured = True, intent.amount
+            capture_charge(self.state, charge, intent.amount)
             intent.status, intent.amount_received = "succeeded", intent.amount
         if charge.dispute is not None and self.emit is not None:
             self.emit("charge.dispute.created", dispute_object(charge))

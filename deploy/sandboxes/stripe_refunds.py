@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 
 from deploy.sandboxes import stripe_params as p
+from deploy.sandboxes.stripe_balance import record
 from deploy.sandboxes.stripe_errors import invalid, missing, refused
 from deploy.sandboxes.stripe_objects import (
     Charge,
@@ -105,6 +106,9 @@ class Refunds:
             # Succeeded now, as far as anyone can tell; the card network rejects it later.
             refund.settles_to = "failed"
             refund.settles_at = time.time() + self.late_failure_seconds
+        refund.balance_transaction = record(
+            self.state, refund.id, "refund", -amount, charge.currency
+        )
         before = charge.to_api()
         self.state.refunds[refund.id] = refund
         charge.amount_refunded += amount

@@ -20,6 +20,7 @@ from typing import Protocol
 from aiohttp import web
 
 from deploy.sandboxes import stripe_params as p
+from deploy.sandboxes.stripe_balance import balance_transaction
 from deploy.sandboxes.stripe_errors import StripeApiError, invalid, unauthenticated
 from deploy.sandboxes.stripe_objects import IdempotentResult, JsonObject, SandboxState, new_id
 from deploy.sandboxes.stripe_payments import Payments
@@ -39,8 +40,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # Stripe prunes keys once they are at least 24 hours old
 EXPANDABLE = {
     "payment_intent": {"latest_charge"},
-    "charge": {"payment_intent"},
-    "refund": {"charge", "payment_intent"},
+    "charge": {"payment_intent", "balance_transaction"},
+    "refund": {"charge", "payment_intent", "balance_transaction"},
 }
 _NO_KEY = (
     "You did not provide an API key. You need to provide your API key in the Authorization "
@@ -121,6 +122,7 @@ class StripeApi:
         )
         router.add_get("/v1/refunds", self._endpoint(self._list_refunds))
         router.add_get("/v1/refunds/{id}", by_id(self._get_refund))
+        router.add_get("/v1/balance_transactions/{id}", by_id(self._get_balance_transaction))
         router.add_route("*", "/v1/{tail:.*}", self._unrecognized)
         router.add_post("/_sandbox/refunds/{id}/settle", self._settle)
         router.add_get("/_sandbox/health", self._health)
@@ -139,6 +141,10 @@ class StripeApi:
     def _get_refund(self, refund_id: str, params: p.Params) -> ApiObject:
         p.reject_unknown(params, ())
         return self.refunds.refund(refund_id)
+
+    def _get_balance_transaction(self, txn_id: str, params: p.Params) -> ApiObject:
+        p.reject_unknown(params, ())
+        return balance_transaction(self.state, txn_id)
 
     def _list_refunds(self, _: Mapping[str, str], params: p.Params) -> JsonObject:
         listing = self.refunds.list_refunds(params)
@@ -171,6 +177,8 @@ class StripeApi:
             return self.payments.payment_intent(object_id).to_api()
         if object_id.startswith("ch_"):
             return self.payments.charge(object_id).to_api()
+        if object_id.startswith("txn_"):
+            return balance_transaction(self.state, object_id).to_api()
         return self.refunds.refund(object_id).to_api()
 
     def _endpoint(self, operation: Operation) -> Handler:

@@ -1,7 +1,8 @@
 """A local Stripe that the real `stripe` SDK talks to (API base `http://127.0.0.1:12111`).
 
 Nothing may reach the network, yet the refund service must be tested through the SDK it runs
-in production; so this speaks Stripe's API v1 for PaymentIntents, Charges and Refunds, with
+in production; so this speaks Stripe's API v1 for PaymentIntents, Charges and Refunds (and
+their balance transactions, converted to the account's settlement currency), with
 Stripe's fields, refusals, idempotency and test cards, plus injected faults (see `faults`).
 Given a `webhook_url` and `webhook_secret` it also sends Stripe-signed webhook events for its
 refunds, disputes and early fraud warnings (see `stripe_webhooks`).
@@ -29,8 +30,9 @@ from deploy.sandboxes.faults import (
 )
 from deploy.sandboxes.standalone import serve_until_signalled
 from deploy.sandboxes.state_file import StateFile
+from deploy.sandboxes.stripe_balance import add_rate_routes
 from deploy.sandboxes.stripe_errors import StripeApiError, fault_body, invalid
-from deploy.sandboxes.stripe_objects import SandboxState
+from deploy.sandboxes.stripe_objects import CURRENCIES, SandboxState
 from deploy.sandboxes.stripe_payments import Payments
 from deploy.sandboxes.stripe_refunds import Refunds
 from deploy.sandboxes.stripe_routes import StripeApi
@@ -62,7 +64,8 @@ class StripeSandbox:
     With both `webhook_url` and `webhook_secret`, events go to that URL (faults never apply
     to them); `webhooks` holds the delivery log of the current run. `pending_refund_seconds`
     is how long a `pm_card_pendingRefund` refund stays pending, `late_failure_seconds` how long
-    a `pm_card_refundLateFail` refund stays succeeded before it fails.
+    a `pm_card_refundLateFail` refund stays succeeded before it fails. Charges and refunds in
+    another currency than `settlement_currency` are converted (see `stripe_balance`).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class StripeSandbox:
         late_failure_seconds: float = 10.0,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        settlement_currency: str = "usd",
     ) -> None:
         self.faults = faults if faults is not None else SandboxFaults()
         self.state_file = state_file
@@ -82,6 +86,9 @@ class StripeSandbox:
         self.webhook_url, self._webhook_secret = webhook_url, webhook_secret
         self.webhooks = Webhooks(webhook_url, webhook_secret)  # checks the pair early
         self.state = SandboxState()
+        self.settlement_currency = settlement_currency.lower()
+        if self.settlement_currency not in CURRENCIES:
+            raise ValueError(f"settlement currency {settlement_currency!r} is not one Stripe takes")
         self.base_url = ""
         self._runner: web.AppRunner | None = None
         self._state_file = StateFile(state_file, lambda: self.state.to_json())
@@ -93,6 +100,7 @@ class StripeSandbox:
             raise RuntimeError("the Stripe sandbox is already running")
         if self.state_file is not None and self.state_file.exists():
             self.state = SandboxState.from_json(self.state_file.read_text(encoding="utf-8"))
+        self.state.settlement_currency = self.settlement_currency
         webhooks = self.webhooks = Webhooks(self.webhook_url, self._webhook_secret)
         emit = webhooks.emit if webhooks.enabled else None
         payments = Payments(self.state, emit)
@@ -109,6 +117,7 @@ class StripeSandbox:
         add_fault_routes(app, self.faults)
         webhooks.add_routes(app)
         app.router.add_post("/_sandbox/early_fraud_warnings", self._warn(payments))
+        add_rate_routes(app, self.state, self._save)
         StripeApi(self.state, payments, refunds, self._save).add_routes(app)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -183,6 +192,7 @@ async def _serve(args: argparse.Namespace, faults: SandboxFaults) -> None:
         late_failure_seconds=args.late_failure_seconds,
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
+        settlement_currency=args.settlement_currency,
     )
     await serve_until_signalled(
         sandbox, args.host, args.port, lambda base: [f"Stripe sandbox on {base}"]
@@ -202,10 +212,17 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("STRIPE_WEBHOOK_SECRET"),
         help="signing secret (default: STRIPE_WEBHOOK_SECRET)",
     )
+    parser.add_argument(
+        "--settlement-currency",
+        default=os.environ.get("REFUNDS_SETTLEMENT_CURRENCY", "").strip() or "usd",
+        help="the account's settlement currency (default: REFUNDS_SETTLEMENT_CURRENCY or usd)",
+    )
     args = parser.parse_args(argv)
     try:
         faults = SandboxFaults.from_env(os.environ)
         Webhooks(args.webhook_url, args.webhook_secret)
+        if args.settlement_currency.lower() not in CURRENCIES:
+            raise ValueError(f"--settlement-currency {args.settlement_currency!r} is not known")
     except ValueError as problem:
         parser.error(str(problem))
     logging.basicConfig(level=logging.INFO)
