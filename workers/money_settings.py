@@ -23,6 +23,8 @@ from workflows.currencies import is_known_currency
 from workflows.models import RefundReason
 from workflows.refund_policy import RefundPolicy, ShippingRule
 
+LIMIT_AT_MOST = 36_500  # a hundred years of days; more is "none"
+
 
 class MoneySettingsError(Exception):
     """A refund policy, order source or currency setting is invalid; names the variable."""
@@ -68,8 +70,10 @@ def _limit(value: str, name: str, default: int) -> int | None:
         return default
     if value.lower() in ("none", "off", "unlimited"):
         return None
-    if not value.isdigit() or int(value) <= 0:
-        raise MoneySettingsError(f"{name} must be a whole number above 0 or 'none', got {value!r}")
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= LIMIT_AT_MOST:
+        raise MoneySettingsError(
+            f"{name} must be a whole number from 1 to {LIMIT_AT_MOST} or 'none', got {value!r}"
+        )
     return int(value)
 
 
@@ -95,6 +99,10 @@ def _reasons(value: str) -> list[RefundReason]:
     if not value:
         return list(RefundReason)
     names = [part for part in value.split(",") if part.strip()]
+    if not names:
+        raise MoneySettingsError(
+            f"REFUNDS_ALLOWED_REASONS names no reason ({value!r}): leave it unset to accept all"
+        )
     return [_reason(name, "REFUNDS_ALLOWED_REASONS") for name in names]
 
 
@@ -118,7 +126,7 @@ def _fees(value: str) -> dict[RefundReason, int]:
             percent = Decimal(fee.removesuffix("%"))
         except InvalidOperation:
             percent = Decimal(-1)
-        bps = percent * 100
+        bps = percent * 100 if percent.is_finite() else Decimal(-1)
         if not (0 <= bps <= 10_000) or bps != bps.to_integral_value():
             raise MoneySettingsError(
                 f"REFUNDS_RESTOCKING_FEE: {fee!r} for {reason.value} is not a percentage "

@@ -36,8 +36,8 @@ DEFAULT_SHIPPING: dict[RefundReason, ShippingRule] = {
 
 
 class RefundPolicy(BaseModel):
-    window_days: int | None = Field(default=180, gt=0)  # None: no window
-    max_refunds_per_payment: int | None = Field(default=10, gt=0)  # None: no limit
+    window_days: int | None = Field(default=180, gt=0, le=36_500)  # None: no window
+    max_refunds_per_payment: int | None = Field(default=10, gt=0, le=36_500)  # None: no limit
     allowed_reasons: list[RefundReason] = Field(default_factory=lambda: list(RefundReason))
     shipping: dict[RefundReason, ShippingRule] = Field(
         default_factory=lambda: dict(DEFAULT_SHIPPING)

@@ -94,3 +94,9 @@ def test_amounts_format_by_the_currency_minor_unit() -> None:
 def test_idempotency_key_is_stable_per_refund_and_operation() -> None:
     assert idempotency_key("rma-1", "refund") == idempotency_key("rma-1", "refund")
     assert idempotency_key("rma-1", "refund") != idempotency_key("rma-1", "void")
+
+
+def test_a_returned_line_is_named_as_the_order_names_it_whatever_the_spacing() -> None:
+    from workflows.models import RefundLineRequest
+
+    assert RefundLineRequest(line_id=" L1 ", quantity=1).line_id == "L1"
