@@ -178,6 +178,7 @@ async def status(request_id: str, as_json: bool) -> None:
 
 def _register_subcommands() -> None:
     from starters.cli_codec import codec_server
+    from starters.cli_fx import fx
     from starters.cli_ledger import ledger
     from starters.cli_orders import orders
     from starters.cli_quote import quote
@@ -187,6 +188,7 @@ def _register_subcommands() -> None:
     from starters.cli_stack import bench, demo, dev
 
     cli.add_command(ledger)
+    cli.add_command(fx)
     cli.add_command(orders)
     cli.add_command(quote)
     cli.add_command(dev)
