@@ -14,7 +14,7 @@ from typing import TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from workflows.orders import SHIPPING_LINE, Order
+from workflows.orders import SHIPPING_LINE, Order, OrderLine
 
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
@@ -227,4 +227,21 @@ def update_conflicts(stored: Order, new: Order, held: Iterable[HeldUnit]) -> lis
                 f"line {line_id} cannot go down to {line.quantity} unit(s): refund "
                 f"{unit.refund_id} holds its unit {unit.unit_no}"
             )
+        elif _charged(line) != _charged(stored.line(line_id)):
+            # Each unit's share is cut from what the line was charged: a changed price,
+            # discount, quantity or tax would re-cut it under refunds already paid.
+            problems.append(
+                f"line {line_id} cannot change its price, quantity, discount or taxes: refund "
+                f"{unit.refund_id} holds its unit {unit.unit_no}"
+            )
+    shipping_holder = next((u.refund_id for u in held if u.line_id == SHIPPING_LINE), None)
+    if shipping_holder and new.shipping != stored.shipping:
+        problems.append(f"its shipping cannot change: refund {shipping_holder} refunded it")
     return problems
+
+
+def _charged(line: OrderLine | None) -> object:
+    if line is None:
+        return None
+    taxes = [(tax.jurisdiction, tax.rate, tax.amount) for tax in line.taxes]
+    return (line.quantity, line.unit_price, line.discount, taxes)

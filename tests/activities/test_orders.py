@@ -152,16 +152,24 @@ async def test_an_update_may_not_undo_what_refunds_hold(book: OrderBook, ledger_
             currency="eur"
         ),
         "its payment cannot change from stripe:pi_1 to stripe:pi_2": order(payment_id="pi_2"),
+        # Each unit's share is cut from what the line was charged: no re-cut under refunds.
+        "line L1 cannot change its price, quantity, discount or taxes": with_line(
+            order(), "L1", quantity=3, discount=0
+        ),
+        "line L1 cannot change its price, quantity, discount or taxes: refund rma-1": with_line(
+            order(), "L1", quantity=4
+        ),
+        "its shipping cannot change: refund rma-1 refunded it": order().model_copy(
+            update={"shipping": Shipping()}
+        ),
     }
     for message, update in refusals.items():
         with pytest.raises(OrderConflict, match=re.escape(message)):
             await book.save(update, "shop")
         assert await book.fetch("A-1") == order(), message
-    # What keeps every held unit is fine: two of three, a new price, shipping dropped.
-    lowered = with_line(order(), "L1", quantity=2, discount=0).model_copy(
-        update={"shipping": Shipping()}
-    )
-    assert await book.save(lowered, "shop") == "updated"
+    # A line no refund holds may change; so may the customer.
+    changed = with_line(order(), "L2", unit_price=5400).model_copy(update={"customer_id": "cus_7"})
+    assert await book.save(changed, "shop") == "updated"
     await book.release("rma-1")
     assert await book.save(order(currency="eur", lines=[order().lines[1]]), "shop") == "updated"
 
