@@ -20,6 +20,7 @@ from activities.errors import (
     as_application_errors,
     to_application_error,
 )
+from activities.fx import FxBook
 from activities.ledger import Ledger
 from activities.provider_metrics import provider_call
 from activities.providers import PaymentProvider
@@ -32,6 +33,7 @@ from workflows.models import (
     LateSettlement,
     LateSettlementResult,
     PaymentSnapshot,
+    ProviderRate,
     Psp,
     PspRefund,
     PspRefundStatus,
@@ -71,10 +73,12 @@ class RefundActivities:
         policy: RefundPolicy | None = None,
         claims: UnitClaims | None = None,
         now: Clock | None = None,
+        fx: FxBook | None = None,
     ) -> None:
         self._providers = providers
         self._ledger = ledger
         self._disputes = disputes
+        self._fx = fx
         self._rules = ReservationRules(ledger, policy or RefundPolicy(), claims, now)
 
     def _provider(self, psp: Psp) -> PaymentProvider:
@@ -109,6 +113,8 @@ class RefundActivities:
                     "decides its money, a refund would pay the customer twice"
                 )
             self._rules.refusal(order)
+            if self._fx is not None:
+                await self._fx.value_at_capture(order.request_id, payment)
             await self._ledger.reserve(
                 transfer_id=reserve_id(order.request_id),
                 refund_id=order.request_id,
@@ -133,7 +139,7 @@ class RefundActivities:
             outcome = await self._reverse(provider, order)
         if outcome.status is PspRefundStatus.SUCCEEDED:
             try:
-                await self._post(order.request_id, outcome.amount)
+                await self._post(order.request_id, outcome.amount, outcome.settlement_rate)
             except RefundError as error:
                 # The money has moved: this must never end as a refusal that voids the
                 # reservation. Retry (the provider replays its answer) until the books agree.
@@ -174,7 +180,7 @@ class RefundActivities:
     @activity.defn(name="post_refund")
     async def post_refund(self, settle: SettleRefund) -> None:
         with as_application_errors():
-            await self._post(settle.request_id, settle.amount)
+            await self._post(settle.request_id, settle.amount, settle.settlement_rate)
 
     @activity.defn(name="void_reservation")
     async def void_reservation(self, settle: SettleRefund) -> None:
@@ -202,7 +208,7 @@ class RefundActivities:
             if not kept:
                 return LateSettlementResult(request_id=request_id, action="nothing kept")
             if late.status is PspRefundStatus.SUCCEEDED:
-                await self._post(request_id, late.amount)
+                await self._post(request_id, late.amount, late.settlement_rate)
                 return LateSettlementResult(
                     request_id=request_id, action="posted", transfer_id=post_id(request_id)
                 )
@@ -227,6 +233,8 @@ class RefundActivities:
                     amount=failure.amount,
                     currency=failure.currency,
                 )
+            if self._fx is not None:
+                await self._fx.book_back(failure.request_id)
             transfer = await self._ledger.transfer(
                 transfer_id=f"refund-{failure.request_id}:late-failure",
                 debit_account=posted.credit_account,
@@ -243,10 +251,15 @@ class RefundActivities:
             currency=transfer.currency,
         )
 
-    async def _post(self, request_id: str, amount: int | None) -> None:
-        await self._ledger.post(
+    async def _post(self, request_id: str, amount: int | None, rate: ProviderRate | None) -> None:
+        """Post the reservation; a foreign-currency refund also gets its settlement value and
+        FX difference booked (idempotent, so a retry after a crash between the two heals)."""
+        posted = await self._ledger.post(
             transfer_id=post_id(request_id), pending_id=reserve_id(request_id), amount=amount
         )
+        if self._fx is not None and posted.payment_key:
+            psp = posted.payment_key.split(":", 1)[0]
+            await self._fx.book_refund(request_id, psp, posted.amount, rate)
 
     def all(self) -> list[Callable[..., Any]]:
         return [

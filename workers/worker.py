@@ -21,14 +21,19 @@ from temporalio.worker import Worker
 
 from activities.disputes import DisputeActivities, DisputeRegistry
 from activities.events import EventPublisher
+from activities.fx import FxBook
 from activities.ledger import Ledger
 from activities.notifications import ReviewNotifications
+from activities.order_activities import OrderActivities
+from activities.orders import OrderBook
 from activities.providers import PaymentProvider
 from activities.refund_activities import RefundActivities
+from activities.reservations import Clock
 from activities.risk import RiskActivities, RiskModel, RiskPolicy
 from activities.stripe_provider import StripeProvider
 from deploy.migrations import apply_migrations
 from workers.client import connect
+from workers.money_settings import MoneySettings
 from workers.provider_settings import DEFAULT_RATE_LIMITS, WORKER_QUEUE_NAMES
 from workers.settings import Settings, SettingsError
 from workflows.disputes import RecordDisputeWorkflow
@@ -87,11 +92,26 @@ def worker_activities(
     policy: RiskPolicy,
     model: RiskModel | None = None,
     publisher: EventPublisher | None = None,
+    money: MoneySettings | None = None,
+    now: Clock | None = None,
 ) -> list[Callable[..., Any]]:
-    """Every activity the refund workflow calls, over one ledger pool."""
+    """Every activity the refund workflow calls, over one ledger pool. ``money``: the refund
+    policy, the order source and the settlement currency; ``now``: the refund window's clock."""
     disputes = DisputeRegistry(pool)
+    money = money or MoneySettings()
+    orders = OrderBook.configured(pool, money.order_source)
+    refunds = RefundActivities(
+        providers,
+        Ledger(pool),
+        disputes,
+        policy=money.refund_policy,
+        claims=orders,
+        now=now,
+        fx=FxBook(pool, money.settlement_currency),
+    )
     return [
-        *RefundActivities(providers, Ledger(pool), disputes).all(),
+        *refunds.all(),
+        *OrderActivities(orders, money.refund_policy).all(),
         *DisputeActivities(disputes).all(),
         *RiskActivities(
             pool, policy, model, notify_outcomes=bool(publisher and publisher.subscribers)
@@ -196,7 +216,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         model = RiskModel.load(settings.risk_model) if settings.risk_model else None
         publisher = EventPublisher(settings.event_subscribers, settings.events_secret)
         providers = build_providers(settings, pool=pool)
-        activities = worker_activities(providers, pool, settings.risk_policy, model, publisher)
+        activities = worker_activities(
+            providers, pool, settings.risk_policy, model, publisher, settings.money
+        )
         workers = refund_workers(
             client,
             settings.task_queue,

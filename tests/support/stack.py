@@ -11,8 +11,10 @@ from temporalio.client import Client
 
 from activities.events import EventPublisher
 from activities.providers import PaymentProvider
+from activities.reservations import Clock
 from activities.risk import RiskPolicy
 from activities.stripe_provider import StripeProvider
+from workers.money_settings import MoneySettings
 from workers.worker import refund_workers, running, worker_activities
 from workflows.models import Psp
 
@@ -28,6 +30,8 @@ async def running_worker(
     publisher: EventPublisher | None = None,
     providers: Mapping[Psp, PaymentProvider] | None = None,
     task_queue: str | None = None,
+    money: MoneySettings | None = None,
+    now: Clock | None = None,
 ) -> AsyncIterator[str]:
     """Run the refund workers (workflows, each provider's queue) on a fresh task queue; yields
     the task queue. ``providers`` adds to (or replaces) the Stripe adapter on ``stripe_base``.
@@ -37,6 +41,8 @@ async def running_worker(
     if stripe_base is not None:
         adapters[Psp.STRIPE] = StripeProvider(SANDBOX_KEY, stripe_base)
     adapters.update(providers or {})
-    activities = worker_activities(adapters, pool, policy or RiskPolicy(), publisher=publisher)
+    activities = worker_activities(
+        adapters, pool, policy or RiskPolicy(), publisher=publisher, money=money, now=now
+    )
     async with running(refund_workers(client, task_queue, activities, adapters)):
         yield task_queue
