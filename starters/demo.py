@@ -1,72 +1,47 @@
-"""``refunds demo``: a realistic mix of refunds pushed through the stack, then the books checked."""
+"""``refunds demo``: a realistic mix of refunds pushed through the stack, then the books checked.
+
+The scenarios are in ``demo_scenarios``; the summary and its table in ``demo_summary``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from temporalio.client import Client
 
 from activities.adyen_payments import AdyenPaymentBook
-from activities.ledger import Ledger
-from deploy.sandboxes.adyen_state import VISA as ADYEN_CARD
-from deploy.sandboxes.paypal_objects import NORMAL_CARD as PAYPAL_CARD
-from deploy.sandboxes.paypal_objects import PENDING_REFUND_CARD as PAYPAL_PENDING
-from starters.client import RefundHandle, start_refund
+from starters.client import start_refund
+from starters.demo_fx import rates_at_capture, rates_at_refund
+from starters.demo_orders import (
+    DemoOrderFailed,
+    line_requests,
+    order_paid_and_told,
+    quote_lines,
+)
 from starters.demo_payments import check_sandboxes, pay_for
 from starters.demo_reviews import review_as_demo
+from starters.demo_scenarios import SCENARIOS, Scenario
+from starters.demo_summary import demo_passed, demo_summary, summary_table
 from workers.settings import Settings
 from workers.worker import ledger_pool
-from workflows.currencies import format_amount
-from workflows.models import Psp, RefundReason, RefundRequest, RefundResult, RefundStatus
+from workflows.models import RefundRequest, RefundResult, RefundStatus
+from workflows.orders import Order, RefundQuote
 
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    currency: str
-    paid: int
-    refund: int | None  # None: all that is refundable
-    expected: RefundStatus
-    capture: bool = True
-    payment_method: str = "pm_card_visa"
-    reason: RefundReason = RefundReason.REQUESTED_BY_CUSTOMER
-    unknown_payment: bool = False
-    review: str | None = None  # what the demo's reviewers do: approve, dual, partial, ...
-    psp: Psp = Psp.STRIPE
-
-
-S, R = RefundStatus.SUCCEEDED, RefundStatus.REJECTED
-PAYPAL, ADYEN = Psp.PAYPAL, Psp.ADYEN
-SCENARIOS = (
-    Scenario("full refund", "USD", 4999, None, S),
-    Scenario("PayPal full refund", "EUR", 4200, None, S, payment_method=PAYPAL_CARD, psp=PAYPAL),
-    Scenario("Adyen full refund", "EUR", 5100, None, S, payment_method=ADYEN_CARD, psp=ADYEN),
-    Scenario("high value, approved", "USD", 60000, None, S, review="approve"),
-    Scenario("partial refund", "EUR", 12000, 3500, S),
-    Scenario("void before capture", "USD", 2500, None, S, capture=False),
-    Scenario("PayPal void", "USD", 1800, None, S, False, PAYPAL_CARD, psp=PAYPAL),
-    Scenario("Adyen cancel", "EUR", 3300, None, S, False, ADYEN_CARD, psp=ADYEN),
-    Scenario("over-refund attempt", "USD", 1500, 2000, R),
-    Scenario("rejected in review", "USD", 70000, None, R, review="reject"),
-    Scenario("unknown payment", "USD", 0, 1000, R, unknown_payment=True),
-    Scenario("zero-decimal currency", "JPY", 3000, None, S),
-    Scenario("dual approval", "EUR", 250000, None, S, review="dual"),
-    Scenario("disputed payment", "GBP", 8000, 8000, R, payment_method="pm_card_createDispute"),
-    Scenario("approved for less", "USD", 80000, None, S, review="partial"),
-    Scenario("duplicate charge", "GBP", 1999, None, S, reason=RefundReason.DUPLICATE),
-    Scenario("review expires", "USD", 65000, None, RefundStatus.EXPIRED, review="expire"),
-    Scenario("settled by webhook", "EUR", 3100, None, S, payment_method="pm_card_pendingRefund"),
-    Scenario("PayPal partial refund", "USD", 9000, 2500, S, payment_method=PAYPAL_CARD, psp=PAYPAL),
-    Scenario("Adyen partial refund", "GBP", 7000, 2000, S, payment_method=ADYEN_CARD, psp=ADYEN),
-    Scenario("PayPal pending refund", "EUR", 2700, None, S, True, PAYPAL_PENDING, psp=PAYPAL),
-    Scenario("Adyen over-refund", "EUR", 1500, 2000, R, payment_method=ADYEN_CARD, psp=ADYEN),
-)
+__all__ = [
+    "SCENARIOS",
+    "DemoRefund",
+    "Scenario",
+    "demo_passed",
+    "demo_summary",
+    "new_run_id",
+    "prepare_refunds",
+    "run_refunds",
+    "summary_table",
+]
 
 
 @dataclass(frozen=True)
@@ -75,6 +50,10 @@ class DemoRefund:
     request: RefundRequest
     result: RefundResult | None = None
     expected: RefundStatus | None = None  # when the reviewers changed the plan
+    order: Order | None = None  # the order whose lines this refund returns
+    quote: RefundQuote | None = None  # what the service quoted for them, before the refund
+    after: str | None = None  # the request id of the refund this one waits for
+    error: str | None = None  # why it could not be asked (a quote refused, say)
 
     @property
     def expected_status(self) -> RefundStatus:
@@ -86,23 +65,41 @@ class DemoRefund:
 
 
 async def prepare_refunds(settings: Settings, count: int, run_id: str) -> list[DemoRefund]:
-    """Pay for each refund first, at the provider, the way a shop's checkout would."""
+    """Pay for each refund first, at the provider, the way a shop's checkout would (and tell
+    the service of each order); the exchange rates move once everything is paid."""
     check_sandboxes(settings)
+    scenarios = [SCENARIOS[index % len(SCENARIOS)] for index in range(count)]
+    currencies = {scenario.currency for scenario in scenarios}
     async with ledger_pool(settings.require_database_url(), max_size=2) as pool:
-        return await _paid_refunds(settings, count, run_id, AdyenPaymentBook(pool))
+        await rates_at_capture(settings, pool, currencies)
+        refunds = await _paid_refunds(settings, scenarios, run_id, AdyenPaymentBook(pool))
+        await rates_at_refund(settings, pool, currencies)
+    return refunds
 
 
 async def _paid_refunds(
-    settings: Settings, count: int, run_id: str, book: AdyenPaymentBook
+    settings: Settings, scenarios: list[Scenario], run_id: str, book: AdyenPaymentBook
 ) -> list[DemoRefund]:
-    refunds = []
-    for index in range(count):
-        scenario = SCENARIOS[index % len(SCENARIOS)]
+    refunds: list[DemoRefund] = []
+    in_this_round: dict[str, DemoRefund] = {}  # scenario name -> its refund, this round
+    for index, scenario in enumerate(scenarios):
+        if index % len(SCENARIOS) == 0:
+            in_this_round = {}
         # A customer of their own each: the demo shows each path on its own merits, not on
         # the history of refunds earlier runs piled onto one customer.
         request_id = f"demo-{run_id}-{index:04d}"
-        customer = f"cus_{request_id}"
-        payment_id = await pay_for(settings, scenario, customer, request_id, book)
+        customer, order, after = f"cus_{request_id}", None, None
+        earlier = in_this_round.get(scenario.order_of or "")
+        if earlier is not None and earlier.order is not None:
+            order, after = earlier.order, earlier.request.request_id
+            customer, payment_id = earlier.request.customer_id, order.payment_id
+        elif scenario.returns_lines:
+            order = await order_paid_and_told(
+                settings, scenario, customer, f"ord-{request_id}", book
+            )
+            payment_id = order.payment_id
+        else:
+            payment_id = await pay_for(settings, scenario, customer, request_id, book)
         request = RefundRequest(
             request_id=request_id,
             psp=scenario.psp,
@@ -112,9 +109,14 @@ async def _paid_refunds(
             reason=scenario.reason,
             customer_id=customer,
             requested_by="demo@shop.example",
+            order_id=order.order_id if order else None,
+            lines=line_requests(scenario) if scenario.returns_lines else None,
+            refund_shipping=scenario.refund_shipping,
             metadata={"scenario": scenario.name},
         )
-        refunds.append(DemoRefund(scenario, request))
+        refund = DemoRefund(scenario, request, order=order, after=after)
+        in_this_round[scenario.name] = refund
+        refunds.append(refund)
     return refunds
 
 
@@ -125,80 +127,47 @@ async def run_refunds(
     progress: Callable[[int, int], None],
     timeout_s: float = 600,
 ) -> list[DemoRefund]:
-    handles = [await start_refund(client, r.request, settings.task_queue) for r in refunds]
+    """Ask every refund (a return of lines quoted first) and wait for each to end; a refund
+    that returns more of an order is asked once the one before it has ended."""
     done = 0
-    finished: list[DemoRefund] = []
+    finished: dict[str, DemoRefund] = {}
+    followers = {r.after: r for r in refunds if r.after}
 
-    async def wait(refund: DemoRefund, handle: RefundHandle) -> None:
+    async def run(refund: DemoRefund) -> None:
         nonlocal done
-        expected = None
-        if refund.scenario.review:
-            expected = await review_as_demo(handle, refund.scenario.review)
-        result = await handle.result()
-        finished.append(DemoRefund(refund.scenario, refund.request, result, expected))
+        try:
+            refund = await _asked(client, settings, refund)
+        except DemoOrderFailed as exc:
+            finished[refund.request.request_id] = replace(refund, error=str(exc))
+        else:
+            finished[refund.request.request_id] = refund
         done += 1
         progress(done, len(refunds))
+        follower = followers.get(refund.request.request_id)
+        if follower is not None:
+            await run(follower)
 
-    pending = [asyncio.create_task(wait(r, h)) for r, h in zip(refunds, handles, strict=True)]
-    _, late = await asyncio.wait(pending, timeout=timeout_s)
-    for task in late:
-        task.cancel()
-    by_id = {r.request.request_id: r for r in finished}
-    return [by_id.get(r.request.request_id, r) for r in refunds]
-
-
-async def demo_summary(
-    settings: Settings, refunds: list[DemoRefund], seconds: float
-) -> dict[str, Any]:
-    async with ledger_pool(settings.require_database_url()) as pool:
-        problems = await Ledger(pool).verify()
-    statuses = Counter(r.result.status.value if r.result else "NOT_FINAL" for r in refunds)
-    return {
-        "by_status": dict(sorted(statuses.items())),
-        "ledger": {"verified": not problems, "problems": problems},
-        "seconds": round(seconds, 2),
-        "unexpected": [
-            {
-                "request_id": r.request.request_id,
-                "scenario": r.scenario.name,
-                "expected": r.expected_status.value,
-                "got": r.result.status.value if r.result else None,
-            }
-            for r in refunds
-            if not r.as_expected
-        ],
-        "refunds": [
-            {
-                "request_id": r.request.request_id,
-                "scenario": r.scenario.name,
-                "psp": r.request.psp.value,
-                "status": r.result.status.value if r.result else None,
-                "amount_refunded": r.result.amount_refunded if r.result else 0,
-                "currency": r.request.currency,
-                "risk_score": r.result.risk.score if r.result else None,
-                "path": r.scenario.review or "auto",
-                "reason": r.result.reason if r.result else "did not finish in time",
-            }
-            for r in refunds
-        ],
-    }
+    pending = [asyncio.create_task(run(r)) for r in refunds if not r.after]
+    if pending:
+        _, late = await asyncio.wait(pending, timeout=timeout_s)
+        for task in late:
+            task.cancel()
+    return [finished.get(r.request.request_id, r) for r in refunds]
 
 
-def summary_table(summary: dict[str, Any]) -> str:
-    lines = [f"{'scenario':<22} {'path':<8} {'risk':>4} {'status':<10} {'refunded':>14}  reason"]
-    for row in summary["refunds"]:
-        risk = "-" if row["risk_score"] is None else row["risk_score"]
-        refunded = format_amount(row["amount_refunded"], row["currency"])
-        lines.append(
-            f"{row['scenario']:<22} {row['path']:<8} {risk:>4} {row['status'] or '-':<10} "
-            f"{refunded:>14}  {row['reason'] or ''}"
-        )
-    lines.append("")
-    lines.append("by status: " + ", ".join(f"{k} {v}" for k, v in summary["by_status"].items()))
-    ledger = summary["ledger"]
-    lines.append("ledger: " + ("verifies" if ledger["verified"] else "; ".join(ledger["problems"])))
-    lines.append(f"{len(summary['refunds'])} refunds in {summary['seconds']}s")
-    return "\n".join(lines)
+async def _asked(client: Client, settings: Settings, refund: DemoRefund) -> DemoRefund:
+    """Quote the refund's lines (if any), start it, review it as planned, wait for its end."""
+    request, quote = refund.request, None
+    if refund.order is not None and refund.scenario.returns_lines:
+        quote = await quote_lines(settings, refund.order.order_id, refund.scenario)
+        if refund.scenario.off_quote:
+            request = request.model_copy(update={"amount": quote.total + refund.scenario.off_quote})
+    handle = await start_refund(client, request, settings.task_queue)
+    expected = None
+    if refund.scenario.review:
+        expected = await review_as_demo(handle, refund.scenario.review)
+    result = await handle.result()
+    return replace(refund, request=request, quote=quote, result=result, expected=expected)
 
 
 def new_run_id() -> str:

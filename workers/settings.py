@@ -241,7 +241,8 @@ def settings_for_stack(
     paypal_webhook_certificate: str | None = None,
 ) -> Settings:
     """``settings`` pointed at a running local stack (sandbox credentials for the providers
-    whose sandbox it runs)."""
+    whose sandbox it runs); its refunds are valued in USD unless REFUNDS_SETTLEMENT_CURRENCY
+    names another settlement currency (the stack seeds the rates: ``deploy.local.fx_seed``)."""
     stripe_key = settings.stripe_api_key
     if stripe_api_base and not stripe_key:
         stripe_key = SANDBOX_STRIPE_KEY
@@ -273,6 +274,9 @@ def settings_for_stack(
         stripe_api_key=stripe_key,
         paypal=paypal,
         adyen=adyen,
+        money=replace(
+            settings.money, settlement_currency=settings.money.settlement_currency or "USD"
+        ),
     )
 
 

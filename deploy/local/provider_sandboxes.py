@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Protocol
 
 from deploy.sandboxes.faults import SandboxFaults
+from deploy.sandboxes.stripe_objects import CURRENCIES as STRIPE_CURRENCIES
 from deploy.sandboxes.stripe_sandbox import StripeSandbox, settle_after_from_env
+from workers.money_settings import MoneySettings
 from workers.provider_settings import AdyenSettings, PayPalSettings
 
 # Adyen tells every outcome by notification: the sandbox sends it this soon.
@@ -34,6 +36,8 @@ class SandboxSettings(Protocol):
     def paypal(self) -> PayPalSettings: ...
     @property
     def adyen(self) -> AdyenSettings: ...
+    @property
+    def money(self) -> MoneySettings: ...
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,13 @@ def receiver_url(http_address: str, provider: str = "stripe") -> str:
     return f"http://{host}:{port}/webhooks/{provider}"
 
 
+def _stripe_settlement(money: MoneySettings) -> str:
+    """The Stripe sandbox settles where the service values refunds: REFUNDS_SETTLEMENT_CURRENCY,
+    else USD as the local stack does (a currency Stripe does not settle in: USD)."""
+    wanted = (money.settlement_currency or "USD").lower()
+    return wanted if wanted in STRIPE_CURRENCIES else "usd"
+
+
 async def start_sandboxes(
     settings: SandboxSettings,
     ports: SandboxPorts,
@@ -82,6 +93,7 @@ async def start_sandboxes(
             late_failure_seconds=settle_after,
             webhook_url=receiver_url(settings.http_address) if secret else None,
             webhook_secret=secret or None,
+            settlement_currency=_stripe_settlement(settings.money),
         )
         stripe = await stripe_box.start("127.0.0.1", ports.stripe)
         exits.push_async_callback(stripe_box.stop)

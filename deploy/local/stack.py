@@ -3,7 +3,8 @@
 Each part is started only when the configuration does not point elsewhere:
 ``REFUNDS_DATABASE_URL`` replaces the embedded PostgreSQL; a provider's API base or real
 credentials (``STRIPE_API_KEY``, ``PAYPAL_CLIENT_ID``, ``ADYEN_API_KEY``) replace its
-sandbox. What runs is written to ``stack.json`` in the state folder so ``refunds demo`` and
+sandbox. The embedded PostgreSQL is given the seed exchange rates (``fx_seed``). What runs
+is written to ``stack.json`` in the state folder so ``refunds demo`` and
 ``refunds bench`` can use a stack ``refunds dev`` already runs.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from deploy.local.fx_seed import seed_rates
 from deploy.local.provider_sandboxes import (
     SandboxPorts,
     SandboxSettings,
@@ -165,6 +167,8 @@ class LocalStack:
                 if isinstance(outcome, BaseException):
                     raise outcome
             database_url = str(started[1])
+            # Its own PostgreSQL gets the seed exchange rates (a configured one keeps its own).
+            await seed_rates(database_url)
         ports = self.ports
         bases = await start_sandboxes(
             self.settings,
