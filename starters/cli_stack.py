@@ -15,6 +15,7 @@ from deploy.local.stack import RunningStack
 from starters.cli_support import load_settings, run_async
 from starters.demo import (
     SCENARIOS,
+    demo_passed,
     demo_summary,
     new_run_id,
     prepare_refunds,
@@ -125,8 +126,7 @@ async def demo(count: int, as_json: bool) -> None:
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(summary_table(summary))
-    all_final = "NOT_FINAL" not in summary["by_status"]
-    if not (all_final and summary["ledger"]["verified"]):
+    if not demo_passed(summary):
         sys.exit(1)
 
 
