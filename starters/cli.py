@@ -114,6 +114,18 @@ def _read_request_file(path: str) -> dict[str, Any]:
 @click.option("--customer-id")
 @click.option("--requested-by")
 @click.option("--order-id")
+@click.option(
+    "--line",
+    "lines",
+    multiple=True,
+    metavar="LINE=QTY",
+    help="A return: an order line and how many of its units (repeatable; needs --order-id).",
+)
+@click.option(
+    "--refund-shipping/--keep-shipping",
+    default=None,
+    help="With --line: ask for the shipping back, or keep it (default: the refund policy).",
+)
 @click.option("--metadata", multiple=True, help="key=value, repeatable.")
 @click.option("--wait/--no-wait", default=False, help="Wait for the final result.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -121,6 +133,11 @@ def _read_request_file(path: str) -> dict[str, Any]:
 async def start(request_file: str | None, wait: bool, as_json: bool, **fields: Any) -> None:
     """Start a refund from flags or a JSON file; a repeated request id joins the same refund."""
     data: dict[str, Any] = _read_request_file(request_file) if request_file else {}
+    returned = fields.pop("lines")
+    if returned:
+        from starters.cli_quote import return_line
+
+        data["lines"] = [return_line(text).model_dump() for text in returned]
     pairs = fields.pop("metadata")
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -18,7 +18,8 @@ from workflows.models import RefundLineRequest, RefundReason
 from workflows.orders import QuoteInput, RefundQuote
 
 
-def _line(text: str) -> RefundLineRequest:
+def return_line(text: str) -> RefundLineRequest:
+    """``L1=2`` -> line L1, two units (``--line`` of `refunds quote` and `refunds start`)."""
     line_id, sep, quantity = text.partition("=")
     if not sep or not line_id.strip() or not quantity.strip().isdigit() or int(quantity) < 1:
         raise click.BadParameter(
@@ -56,7 +57,7 @@ async def quote(
     """
     asked = QuoteInput(
         order_id=order_id,
-        lines=[_line(text) for text in lines],
+        lines=[return_line(text) for text in lines],
         reason=reason,
         refund_shipping=shipping,
     )

@@ -76,3 +76,33 @@ async def test_start_status_and_a_repeated_start_through_the_cli(
     refunds_made = await shop.v1.refunds.list_async({"payment_intent": payment})
     assert len(refunds_made.data) == 1, "the repeated start joined the same refund"
     assert listed == ["refund-rma-cli-7"]
+
+
+async def test_a_return_of_order_lines_started_from_flags_refunds_its_quote(
+    dev_env: WorkflowEnvironment, ledger_db: asyncpg.Pool, stripe_base: str
+) -> None:
+    from activities.orders import OrderBook
+    from tests.workflows.test_line_item_refunds import order_of
+
+    shop = shop_client(stripe_base, SANDBOX_KEY)
+    payment = await create_payment(shop, amount=13015, currency="usd", customer="cus_cli")
+    order = order_of(payment)
+    await OrderBook(ledger_db).save(order, source="test")
+    client = dev_env.client
+    async with running_worker(client, ledger_db, stripe_base) as queue:
+        env = {
+            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+            "REFUNDS_TASK_QUEUE": queue,
+        }
+        flags = ["--psp", "stripe", "--payment-id", payment, "--currency", "usd"]
+        flags += ["--customer-id", "cus_cli", "--requested-by", "returns-desk"]
+        flags += ["--order-id", order.order_id, "--line", "L2=1", "--refund-shipping"]
+        flags += ["--reason", "product_unacceptable", "--request-id", f"rma-{order.order_id}"]
+        started = await asyncio.to_thread(refunds, "start", *flags, "--wait", "--json", env=env)
+        malformed = await asyncio.to_thread(refunds, "start", *flags, "--line", "L1", env=env)
+
+    result = json.loads(started.stdout)
+    # L2: 55.00 + 3.44 tax; shipping asked for: 12.00 + 0.75 tax.
+    assert (result["status"], result["amount_refunded"]) == ("SUCCEEDED", 5844 + 1275), result
+    assert malformed.returncode == 2
+    assert "expected LINE=QUANTITY" in malformed.stderr
