@@ -28,7 +28,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from activities.errors import DatabaseUnavailable, ExchangeRateMissing, LedgerConflict
-from activities.fx_rates import newest_rate
+from activities.fx_rates import Connection, newest_rate
 from activities.ledger_models import Transfer
 from activities.ledger_sql import UNAVAILABLE, fetch_transfer, insert_transfer, refusal_of
 from workflows.currencies import MINOR_UNITS
@@ -83,39 +83,53 @@ class FxBook:
         """Record the rate the payment was captured at, for refund ``refund_id`` (once: a
         second call keeps the first). Raises ``ExchangeRateMissing`` when neither the
         provider nor the rates table has one."""
+        async with self._transaction() as conn:
+            await self.value_on(conn, refund_id, payment)
+
+    async def value_on(self, conn: Connection, refund_id: str, payment: PaymentSnapshot) -> None:
+        """``value_at_capture`` inside the caller's transaction (the refund's reservation, so
+        a refused reservation leaves no valuation). A payment is valued once: every refund of
+        it reuses the rate its first refund was valued at, whatever the table learns later."""
         settlement, currency = self.settlement_currency, payment.currency.upper()
         if settlement is None or currency == settlement:
             return
         if payment.state is not PaymentState.CAPTURED:
             return  # an authorisation is voided, never converted: nothing to value
         at = _aware(payment.captured_at or payment.created or datetime.now(UTC))
-        async with self._transaction() as conn:
-            if await conn.fetchval("SELECT 1 FROM fx_valuations WHERE refund_id = $1", refund_id):
-                return
-            told = payment.settlement_rate
-            if told is not None and told.settlement_currency.upper() == settlement:
-                rate, source = told.rate, "provider"
-            else:
-                found = await newest_rate(conn, currency, settlement, at)
-                if found is None:
-                    raise ExchangeRateMissing(
-                        f"no {currency}/{settlement} exchange rate valid on {at:%Y-%m-%d %H:%M} "
-                        f"UTC to value payment {payment.payment_key} in {settlement}: the "
-                        f"provider told none; add one with `refunds fx import`"
-                    )
-                rate, source = found.rate, "table"
-            await conn.execute(
-                "INSERT INTO fx_valuations (refund_id, payment_key, currency, "
-                "settlement_currency, capture_rate, capture_rate_source, captured_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (refund_id) DO NOTHING",
-                refund_id,
-                payment.payment_key,
-                currency,
-                settlement,
-                rate,
-                source,
-                at,
-            )
+        if await conn.fetchval("SELECT 1 FROM fx_valuations WHERE refund_id = $1", refund_id):
+            return
+        earlier = await conn.fetchrow(
+            "SELECT capture_rate, capture_rate_source FROM fx_valuations "
+            "WHERE payment_key = $1 AND settlement_currency = $2 ORDER BY created_at LIMIT 1",
+            payment.payment_key,
+            settlement,
+        )
+        told = payment.settlement_rate
+        if earlier is not None:
+            rate, source = earlier["capture_rate"], earlier["capture_rate_source"]
+        elif told is not None and told.settlement_currency.upper() == settlement:
+            rate, source = told.rate, "provider"
+        else:
+            found = await newest_rate(conn, currency, settlement, at)
+            if found is None:
+                raise ExchangeRateMissing(
+                    f"no {currency}/{settlement} exchange rate valid on {at:%Y-%m-%d %H:%M} "
+                    f"UTC to value payment {payment.payment_key} in {settlement}: the "
+                    f"provider told none; add one with `refunds fx import`"
+                )
+            rate, source = found.rate, "table"
+        await conn.execute(
+            "INSERT INTO fx_valuations (refund_id, payment_key, currency, "
+            "settlement_currency, capture_rate, capture_rate_source, captured_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (refund_id) DO NOTHING",
+            refund_id,
+            payment.payment_key,
+            currency,
+            settlement,
+            rate,
+            source,
+            at,
+        )
 
     async def book_refund(
         self, refund_id: str, psp: str, amount: int, refund_rate: ProviderRate | None

@@ -79,7 +79,7 @@ class RefundActivities:
         self._ledger = ledger
         self._disputes = disputes
         self._fx = fx
-        self._rules = ReservationRules(ledger, policy or RefundPolicy(), claims, now)
+        self._rules = ReservationRules(ledger, policy or RefundPolicy(), claims, now, fx)
 
     def _provider(self, psp: Psp) -> PaymentProvider:
         provider = self._providers.get(psp)
@@ -104,6 +104,9 @@ class RefundActivities:
         debit, credit = ledger_accounts(payment.psp, plan)
         limit = payment.amount_authorized if plan.operation == "void" else payment.amount_captured
         with as_application_errors():
+            made = await self._ledger.transfers_for_refund(order.request_id)
+            if any(t.id == reserve_id(order.request_id) for t in made):
+                return  # a retry after the reservation committed: never judge it again
             dispute = (
                 await self._disputes.dispute_of(payment.payment_key) if self._disputes else None
             )
@@ -113,8 +116,6 @@ class RefundActivities:
                     "decides its money, a refund would pay the customer twice"
                 )
             self._rules.refusal(order)
-            if self._fx is not None:
-                await self._fx.value_at_capture(order.request_id, payment)
             await self._ledger.reserve(
                 transfer_id=reserve_id(order.request_id),
                 refund_id=order.request_id,

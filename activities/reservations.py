@@ -1,10 +1,11 @@
 """What a reservation checks before it holds money: the refund policy, and the order units a
-return claims, in the same transaction as the ledger's pending transfer.
+return claims and the payment's value at capture (a foreign currency), in the same transaction
+as the ledger's pending transfer.
 
 The reason and the refund window are checked first (they need no lock); the count of refunds a
 payment may have, and the units a return takes, are checked with the payment's ledger row
 locked, so two refunds of one payment can neither both be the last one allowed nor both take
-the same unit. A refusal leaves nothing reserved and nothing claimed.
+the same unit. A refusal leaves nothing reserved, claimed or valued.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from activities.errors import PolicyRefused
+from activities.fx import FxBook
 from activities.ledger import Connection, Ledger, Within
 from workflows.models import ReserveRefund
 from workflows.orders import TakenUnits
@@ -44,7 +46,9 @@ class ReservationRules:
         policy: RefundPolicy,
         claims: UnitClaims | None,
         now: Clock | None = None,
+        fx: FxBook | None = None,
     ) -> None:
+        self._fx = fx
         self._ledger = ledger
         self._policy = policy
         self._claims = claims
@@ -80,6 +84,8 @@ class ReservationRules:
                 await self._claims.claim(
                     conn, order_id=order.order_id, refund_id=order.request_id, units=order.units
                 )
+            if self._fx is not None:
+                await self._fx.value_on(conn, order.request_id, order.payment)
 
         return check
 

@@ -21,7 +21,12 @@ from workflows.orders import QuoteInput, RefundQuote
 def return_line(text: str) -> RefundLineRequest:
     """``L1=2`` -> line L1, two units (``--line`` of `refunds quote` and `refunds start`)."""
     line_id, sep, quantity = text.partition("=")
-    if not sep or not line_id.strip() or not quantity.strip().isdigit() or int(quantity) < 1:
+    if (
+        not sep
+        or not line_id.strip()
+        or not (quantity.strip().isascii() and quantity.strip().isdigit())
+        or int(quantity) < 1
+    ):
         raise click.BadParameter(
             f"{text!r}: expected LINE=QUANTITY, e.g. L1=2", param_hint="--line"
         )

@@ -83,7 +83,7 @@ def _upper_currency(value: object) -> object:
 class RefundLineRequest(BaseModel):
     """One order line to refund, and how many of its units."""
 
-    line_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    line_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     quantity: int = Field(gt=0, strict=True)
 
 

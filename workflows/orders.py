@@ -13,7 +13,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from workflows.models import Psp, RefundLineRequest
 
@@ -34,21 +41,36 @@ __all__ = [
 # Shipping is claimed like a line of one unit, under this id (no order line may use it).
 SHIPPING_LINE = "#shipping"
 
-Money = Annotated[int, Field(ge=0, strict=True)]
-LineId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+MAX_AMOUNT = 10**15  # minor units; more than any order, and safe in every store it meets
+Money = Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True)]
+
+
+def no_nul(text: str) -> str:
+    """Text the order store keeps: PostgreSQL text holds no NUL character."""
+    if "\x00" in text:
+        raise ValueError("may not contain the NUL character (\\x00)")
+    return text
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(no_nul)]
+LineId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(no_nul),
+]
 
 
 class TaxLine(BaseModel):
     """One tax as charged on a line (or on shipping): its amount for the whole line."""
 
-    jurisdiction: str = Field(min_length=1)
+    jurisdiction: Text
     rate: Decimal = Field(ge=0, le=1)  # 0.0725 is 7.25 %; for reading, the amount is what counts
     amount: Money
 
 
 class OrderLine(BaseModel):
     line_id: LineId
-    sku: str = Field(min_length=1)
+    sku: Text
     quantity: int = Field(gt=0, le=100_000, strict=True)
     unit_price: Money
     discount: Money = 0  # for the whole line, not per unit
@@ -63,6 +85,8 @@ class OrderLine(BaseModel):
             )
         if self.line_id == SHIPPING_LINE:
             raise ValueError(f"{SHIPPING_LINE} is reserved for the order's shipping")
+        if self.paid > MAX_AMOUNT:
+            raise ValueError(f"line {self.line_id}: {self.paid} is more than any order")
         return self
 
     @property
@@ -91,11 +115,11 @@ class Shipping(BaseModel):
 class Order(BaseModel):
     """An order and the payment that paid for it, in the order's currency."""
 
-    order_id: str = Field(min_length=1, max_length=200)
+    order_id: Annotated[Text, Field(max_length=200)]
     psp: Psp
-    payment_id: str = Field(min_length=1)
+    payment_id: Text
     currency: str
-    customer_id: str | None = None
+    customer_id: Text | None = None
     placed_at: datetime | None = None
     lines: list[OrderLine] = Field(min_length=1)
     shipping: Shipping = Field(default_factory=Shipping)
@@ -112,6 +136,10 @@ class Order(BaseModel):
             if line.line_id in seen:
                 raise ValueError(f"line id {line.line_id!r} appears twice")
             seen.add(line.line_id)
+        if self.total > MAX_AMOUNT:
+            raise ValueError(
+                f"order {self.order_id}: its total {self.total} is more than any order"
+            )
         return self
 
     @property
@@ -131,7 +159,7 @@ TakenUnits = dict[str, list[int]]
 class QuoteInput(BaseModel):
     """What a quote is asked for: which lines and how many of each, and why."""
 
-    order_id: str = Field(min_length=1)
+    order_id: Annotated[Text, Field(max_length=200)]
     lines: list[RefundLineRequest] = Field(default_factory=list)
     reason: str = "requested_by_customer"
     refund_shipping: bool | None = None  # None: as the policy says for the reason

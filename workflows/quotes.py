@@ -26,7 +26,7 @@ from workflows.orders import (
     RefundQuote,
     TakenUnits,
 )
-from workflows.refund_policy import RefundPolicy, ShippingRule
+from workflows.refund_policy import RefundPolicy, ShippingRule, reason_refusal
 
 
 class QuoteRefused(Exception):
@@ -63,6 +63,9 @@ def quote_refund(
     except ValueError:
         known = ", ".join(r.value for r in RefundReason)
         raise QuoteRefused(f"unknown reason {asked.reason!r}: expected one of {known}") from None
+    refused = reason_refusal(policy, reason)
+    if refused:
+        raise QuoteRefused(refused)
     names = [line.line_id for line in asked.lines]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

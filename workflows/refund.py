@@ -138,7 +138,11 @@ class RefundWorkflow(ReviewHandlers):
         """Wait for reviewers; escalate at the first deadline, expire at the second."""
         book = self._review
         book.begin(
-            plan.amount, plan.currency, assessment.approvals_required, void=plan.operation == "void"
+            plan.amount,
+            plan.currency,
+            assessment.approvals_required,
+            void=plan.operation == "void",
+            quoted=self._request.lines is not None,
         )
         self._status = RefundStatus.AWAITING_REVIEW
         now = workflow.now()

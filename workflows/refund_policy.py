@@ -71,7 +71,8 @@ def window_refusal(
     if age <= timedelta(days=policy.window_days):
         return None
     return (
-        f"payment {payment_id} was captured {age.days} days ago, on {captured_at.date()}: "
+        f"payment {payment_id} was captured on {captured_at.date()}, more than "
+        f"{policy.window_days} days ago ({_age(age)}): "
         f"the refund window is {policy.window_days} days (REFUNDS_REFUND_WINDOW_DAYS)"
     )
 
@@ -84,3 +85,8 @@ def count_refusal(policy: RefundPolicy, earlier_refunds: int, payment_id: str) -
         f"payment {payment_id} already has {earlier_refunds} refunds: the policy allows at most "
         f"{limit} per payment (REFUNDS_MAX_REFUNDS_PER_PAYMENT)"
     )
+
+
+def _age(age: timedelta) -> str:
+    hours = age.seconds // 3600
+    return f"{age.days} days and {hours} hours" if hours else f"{age.days} days"

@@ -19,14 +19,22 @@ class ReviewBook:
         self.planned_amount = 0
         self.currency = ""
         self.void = False
+        self.quoted = False  # a return of order lines: its amount is the quote's
         self.approvals_required = 0
         self.approvals: list[Approval] = []
         self.rejection: RejectDecision | None = None
         self.refused: list[RefusedDecision] = []
 
-    def begin(self, amount: int, currency: str, approvals_required: int, void: bool) -> None:
+    def begin(
+        self,
+        amount: int,
+        currency: str,
+        approvals_required: int,
+        void: bool,
+        quoted: bool = False,
+    ) -> None:
         self.open, self.planned_amount, self.currency = True, amount, currency
-        self.approvals_required, self.void = approvals_required, void
+        self.approvals_required, self.void, self.quoted = approvals_required, void, quoted
 
     @property
     def approved(self) -> bool:
@@ -60,6 +68,12 @@ class ReviewBook:
             return f"an approved amount must be positive, got {amount}"
         if self.void and amount != self.planned_amount:
             return "an authorisation is voided whole; approve it without an amount"
+        if self.quoted and amount != self.planned_amount:
+            return (
+                "a return of order lines refunds its quote of "
+                f"{format_amount(self.planned_amount, self.currency)} for the units it holds: "
+                "approve it without an amount, or reject it and ask for fewer lines"
+            )
         if amount > self.planned_amount:
             return (
                 f"cannot approve {format_amount(amount, self.currency)}: more than the "

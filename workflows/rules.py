@@ -49,6 +49,11 @@ def request_problem(request: RefundRequest, workflow_id: str) -> str | None:
             "customer_id must be an opaque id such as cus_123, since it is indexed in "
             "plaintext: no email addresses or spaces"
         )
+    texts = [request.request_id, request.payment_id, request.customer_id, request.requested_by]
+    texts += [request.order_id or "", *request.metadata.keys(), *request.metadata.values()]
+    texts += [line.line_id for line in request.lines or []]
+    if any("\x00" in text for text in texts):
+        return "text fields may not contain the NUL character (\\x00)"
     if request.lines is not None and not request.order_id:
         return "lines name an order's lines: order_id is needed with them"
     if not is_known_currency(request.currency):

@@ -45,7 +45,7 @@ async def await_settlement(
     deadline = workflow.now() + SETTLEMENT_GIVE_UP_AFTER
     if pending.notification_only_escalate_after_s is not None:
         outcome = await _await_notification(request, pending, deadline, pushed, note_failure)
-        return await _post_if_settled(request, outcome)
+        return await _post_if_settled(request, outcome, pending)
     outcome, wait = pending, SETTLEMENT_FIRST_POLL
     while outcome.status is PspRefundStatus.PENDING and workflow.now() < deadline:
         told = pushed(pending.psp_refund_id)
@@ -66,7 +66,7 @@ async def await_settlement(
             )
         except StepFailed as failed:  # the money may be moving: keep asking, never give up
             note_failure(f"settlement poll failed, will poll again: {failed}")
-    return await _post_if_settled(request, outcome)
+    return await _post_if_settled(request, outcome, pending)
 
 
 async def _await_notification(
@@ -94,7 +94,12 @@ async def _await_notification(
     return pushed(pending.psp_refund_id) or pending
 
 
-async def _post_if_settled(request: RefundRequest, outcome: PspRefund) -> PspRefund:
+async def _post_if_settled(
+    request: RefundRequest, outcome: PspRefund, pending: PspRefund
+) -> PspRefund:
+    if outcome.settlement_rate is None:
+        # A webhook tells no exchange rate; the provider gave the refund's when it was made.
+        outcome = outcome.model_copy(update={"settlement_rate": pending.settlement_rate})
     if outcome.status is PspRefundStatus.SUCCEEDED:
         settle = SettleRefund(
             request_id=request.request_id,

@@ -301,3 +301,41 @@ async def test_a_late_failure_books_the_value_and_fx_back(
     assert booked["fx-back"] == ("psp:stripe:clearing", "merchant:fx_gain_loss", 500, "USD")
     assert all(b.balance == 0 for b in await ledger.balances())
     assert await ledger.verify() == []
+
+
+async def test_a_payment_is_valued_at_one_capture_rate_for_all_its_refunds(
+    ledger_db: asyncpg.Pool,
+) -> None:
+    """The capture day's rate imported after the first refund does not re-value the payment."""
+    from datetime import timedelta
+
+    from activities.fx_rates import FxRate
+
+    captured = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    paid = PaymentSnapshot(
+        psp=Psp.PAYPAL,
+        payment_id="CAP-1",
+        state=PaymentState.CAPTURED,
+        currency="EUR",
+        amount_authorized=0,
+        amount_captured=20_000,
+        amount_refunded=0,
+        created=captured,
+        captured_at=captured,
+    )
+    book = FxBook(ledger_db, "USD")
+    day_before = FxRate("EUR", "USD", captured - timedelta(days=1), Decimal("1.10"), "t")
+    same_day = FxRate("EUR", "USD", captured.replace(hour=0), Decimal("1.12"), "t")
+    async with ledger_db.acquire() as conn:
+        await import_rates(conn, [(1, day_before)])
+    await book.value_at_capture("r1", paid)
+    async with ledger_db.acquire() as conn:
+        await import_rates(conn, [(1, same_day)])
+    await book.value_at_capture("r2", paid)
+    rows = await ledger_db.fetch(
+        "SELECT refund_id, capture_rate FROM fx_valuations ORDER BY refund_id"
+    )
+    assert [(r["refund_id"], r["capture_rate"]) for r in rows] == [
+        ("r1", Decimal("1.10")),
+        ("r2", Decimal("1.10")),
+    ]

@@ -817,6 +817,17 @@ def test_unknown_lines_repeated_lines_and_unknown_reasons_are_refused_by_name() 
     )
 
 
+def test_a_reason_the_policy_refuses_gets_no_quote() -> None:
+    order = an_order("USD", MUGS)
+    only_stock = RefundPolicy(allowed_reasons=[RefundReason.OUT_OF_STOCK])
+    with pytest.raises(QuoteRefused) as refused:
+        quote_refund(order, {}, ask("L1", reason="other"), only_stock)
+    assert str(refused.value) == (
+        "reason 'other' is not accepted by the refund policy "
+        "(REFUNDS_ALLOWED_REASONS: out_of_stock)"
+    )
+
+
 def test_shipping_is_no_line_id() -> None:
     with pytest.raises(ValueError, match="reserved"):
         OrderLine(line_id=SHIPPING_LINE, sku="BOX", quantity=1, unit_price=1)

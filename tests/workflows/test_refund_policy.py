@@ -60,13 +60,13 @@ def test_just_past_the_window_is_refused() -> None:
     policy = RefundPolicy(window_days=30)
     just_past = CAPTURED + timedelta(days=30, microseconds=1)
     assert window_refusal(policy, CAPTURED, just_past, "pi_1") == (
-        "payment pi_1 was captured 30 days ago, on 2026-03-01: "
+        "payment pi_1 was captured on 2026-03-01, more than 30 days ago (30 days): "
         "the refund window is 30 days (REFUNDS_REFUND_WINDOW_DAYS)"
     )
     a_day_late = CAPTURED + timedelta(days=31, hours=1)
     refusal = window_refusal(policy, CAPTURED, a_day_late, "pi_1")
     assert refusal is not None
-    assert "captured 31 days ago" in refusal
+    assert "more than 30 days ago (31 days and 1 hours)" in refusal
 
 
 def test_no_window_or_no_capture_time_never_refuses() -> None:
