@@ -33,6 +33,7 @@ from activities.ledger_models import Transfer
 from activities.ledger_sql import UNAVAILABLE, fetch_transfer, insert_transfer, refusal_of
 from workflows.currencies import MINOR_UNITS
 from workflows.models import PaymentSnapshot, PaymentState, ProviderRate
+from workflows.orders import MAX_AMOUNT as MAX_VALUE
 
 FX_ACCOUNT = "merchant:fx_gain_loss"
 REFUNDS_ACCOUNT = "merchant:refunds"
@@ -171,6 +172,11 @@ class FxBook:
                 rate, source = (found.rate, "table") if found else (capture_rate, NO_RATE_AT_REFUND)
             at_capture = settlement_value(amount, currency, capture_rate, settlement)
             at_refund = settlement_value(amount, currency, rate, settlement)
+            if max(at_capture, at_refund) > MAX_VALUE:
+                raise LedgerConflict(
+                    f"refund {refund_id}: {amount} {currency} at {capture_rate} or {rate} is "
+                    f"worth more than any payment in {settlement}; a rate is wrong"
+                )
             difference = at_refund - at_capture
             for transfer in _valuation_transfers(
                 refund_id, posted, settlement, at_capture, difference

@@ -111,6 +111,12 @@ def _moment(text: str, row_number: int) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+# One unit of any currency in circulation is worth between these of any other (an Iranian rial
+# in dollars, a dollar in rials, with room); a rate outside them is a typing slip.
+RATE_AT_LEAST = Decimal("0.00000001")
+RATE_AT_MOST = Decimal("1000000")
+
+
 def _rate(text: str, row_number: int) -> Decimal:
     try:
         rate = Decimal(text)
@@ -118,6 +124,11 @@ def _rate(text: str, row_number: int) -> Decimal:
         rate = Decimal("NaN")
     if not rate.is_finite() or rate <= 0:
         raise RatesFileError(f"row {row_number}: rate {text!r} is not a number above 0")
+    if not RATE_AT_LEAST <= rate <= RATE_AT_MOST:
+        raise RatesFileError(
+            f"row {row_number}: rate {text!r} is outside {RATE_AT_LEAST}..{RATE_AT_MOST}: no "
+            "currency pair trades there (a decimal point missing?)"
+        )
     return rate
 
 

@@ -60,7 +60,22 @@ async def find_fx_problems(
                 f"transfer {transfer.id} values refund {transfer.refund_id} in "
                 f"{transfer.currency}, but the refund has no FX movement"
             )
+    for row in await conn.fetch(_UNBOOKED):
+        problems.append(
+            f"refund {row['refund_id']} is posted and was valued at capture in "
+            f"{row['settlement_currency']}, but its FX movement is not booked"
+        )
     return problems
+
+
+# Posted refunds valued at capture whose value at refund never got booked (a rate past any
+# payment, a crash between the post and the valuation before the retry healed it).
+_UNBOOKED = """
+SELECT v.refund_id, v.settlement_currency FROM fx_valuations v
+JOIN ledger_transfers t ON t.id = 'refund-' || v.refund_id || ':post'
+LEFT JOIN fx_movements m ON m.transfer_id = t.id
+WHERE m.transfer_id IS NULL ORDER BY v.refund_id
+"""
 
 
 def _movement_problems(row: asyncpg.Record, transfers: Mapping[str, Transfer]) -> list[str]:

@@ -260,7 +260,18 @@ class RefundActivities:
         )
         if self._fx is not None and posted.payment_key:
             psp = posted.payment_key.split(":", 1)[0]
-            await self._fx.book_refund(request_id, psp, posted.amount, rate)
+            try:
+                await self._fx.book_refund(request_id, psp, posted.amount, rate)
+            except RefundError as error:
+                if error.retryable:
+                    raise
+                # The money moved and the refund is posted: a valuation that cannot be booked
+                # must never hold the refund up. `refunds ledger balances` shows it unvalued.
+                activity.logger.error(
+                    "refund %s is posted but its FX value was not booked: %s",
+                    request_id,
+                    error.message,
+                )
 
     def all(self) -> list[Callable[..., Any]]:
         return [

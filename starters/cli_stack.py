@@ -70,6 +70,8 @@ def _describe_stack(stack: RunningStack, ready: Settings, api: str | None) -> No
     click.echo(f"  export REFUNDS_STATE_DIR='{ready.state_dir}'")
     click.echo(f"  export TEMPORAL_ADDRESS={stack.temporal_address}")
     click.echo(f"  export REFUNDS_DATABASE_URL='{stack.database_url}'")
+    if ready.money.settlement_currency:
+        click.echo(f"  export REFUNDS_SETTLEMENT_CURRENCY={ready.money.settlement_currency}")
     if ready.ops.encryption_keys and uses_local_key(ready):  # a configured key is not printed
         keys = format_encryption_keys(ready.ops.encryption_keys)
         click.echo(f"  export REFUNDS_ENCRYPTION_KEYS='{keys}'")

@@ -122,6 +122,11 @@ def _shipping(value: str) -> dict[RefundReason, ShippingRule]:
 def _fees(value: str) -> dict[RefundReason, int]:
     fees = {}
     for reason, fee in _pairs(value, "REFUNDS_RESTOCKING_FEE"):
+        if not fee.endswith("%"):
+            raise MoneySettingsError(
+                f"REFUNDS_RESTOCKING_FEE: {fee!r} for {reason.value} needs its % sign "
+                "(10% is ten percent)"
+            )
         try:
             percent = Decimal(fee.removesuffix("%"))
         except InvalidOperation:

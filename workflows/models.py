@@ -106,7 +106,7 @@ class RefundRequest(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     # A return of order lines: the amount is the order's quote for them (``order_id`` needed).
     lines: list[RefundLineRequest] | None = None
-    refund_shipping: bool | None = None  # None: as the refund policy says for the reason
+    refund_shipping: bool | None = Field(default=None, strict=True)  # None: the refund policy
 
     _normalise_currency = field_validator("currency", mode="before")(_upper_currency)
 

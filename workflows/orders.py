@@ -16,6 +16,7 @@ from typing import Annotated
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
@@ -63,12 +64,17 @@ LineId = Annotated[
 class TaxLine(BaseModel):
     """One tax as charged on a line (or on shipping): its amount for the whole line."""
 
+    # An unknown field is refused, not dropped: a misspelt "discont" would change money.
+    model_config = ConfigDict(extra="forbid")
+
     jurisdiction: Text
     rate: Decimal = Field(ge=0, le=1)  # 0.0725 is 7.25 %; for reading, the amount is what counts
     amount: Money
 
 
 class OrderLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     line_id: LineId
     sku: Text
     quantity: int = Field(gt=0, le=100_000, strict=True)
@@ -104,6 +110,8 @@ class OrderLine(BaseModel):
 
 
 class Shipping(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     amount: Money = 0
     taxes: list[TaxLine] = Field(default_factory=list)
 
@@ -114,6 +122,8 @@ class Shipping(BaseModel):
 
 class Order(BaseModel):
     """An order and the payment that paid for it, in the order's currency."""
+
+    model_config = ConfigDict(extra="forbid")
 
     order_id: Annotated[Text, Field(max_length=200)]
     psp: Psp
@@ -162,7 +172,7 @@ class QuoteInput(BaseModel):
     order_id: Annotated[Text, Field(max_length=200)]
     lines: list[RefundLineRequest] = Field(default_factory=list)
     reason: str = "requested_by_customer"
-    refund_shipping: bool | None = None  # None: as the policy says for the reason
+    refund_shipping: bool | None = Field(default=None, strict=True)  # None: as the policy says
 
 
 class QuotedTax(BaseModel):

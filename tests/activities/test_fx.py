@@ -339,3 +339,26 @@ async def test_a_payment_is_valued_at_one_capture_rate_for_all_its_refunds(
         ("r1", Decimal("1.10")),
         ("r2", Decimal("1.10")),
     ]
+
+
+async def test_verify_names_a_posted_refund_whose_value_was_never_booked(
+    ledger: Ledger, ledger_pool: Pool
+) -> None:
+    book = FxBook(ledger_pool, "USD")
+    await book.value_at_capture("r-unbooked", payment(rate=usd("1.10")))
+    await refunded(ledger, "r-unbooked", payment(), 10_000)
+    assert await ledger.verify() == [
+        "refund r-unbooked is posted and was valued at capture in USD, but its FX movement is "
+        "not booked"
+    ]
+    await book.book_refund("r-unbooked", "stripe", 10_000, usd("1.05"))
+    assert await ledger.verify() == []
+
+
+def test_a_rate_no_currency_pair_trades_at_is_refused_naming_the_row() -> None:
+    from activities.fx_rates import RatesFileError
+
+    with pytest.raises(RatesFileError, match="row 2: rate '12700000' is outside"):
+        parse_rates("date,currency,settlement_currency,rate\n2026-11-02,GBP,USD,12700000\n", "t")
+    with pytest.raises(RatesFileError, match="row 2: rate '1e400' is outside"):
+        parse_rates("date,currency,settlement_currency,rate\n2026-11-02,GBP,USD,1e400\n", "t")

@@ -153,6 +153,13 @@ async def test_a_bad_json_file_or_a_conflict_stores_nothing_of_the_file(
         )
         assert answer.returncode == 1 and "stdin: nothing imported" in answer.stderr
     assert await count_orders(ledger_db) == 0
+    misspelt = JPY_ORDER | {"lines": [JPY_ORDER["lines"][0] | {"discont": 90}]}
+    answer = refunds(
+        "orders", "import", write(tmp_path, "m.json", json.dumps([misspelt])), env=env(database_url)
+    )
+    assert answer.returncode == 1
+    assert "discont: Extra inputs are not permitted" in answer.stderr  # not silently dropped
+    assert await count_orders(ledger_db) == 0
 
     imported = refunds(
         "orders",

@@ -81,7 +81,7 @@ def test_shipping_rules_override_the_defaults_for_the_reasons_named() -> None:
     ("value", "fees"),
     [
         ("requested_by_customer=12.5%", {RefundReason.REQUESTED_BY_CUSTOMER: 1250}),
-        ("other=10", {RefundReason.OTHER: 1000}),
+        ("other=10%", {RefundReason.OTHER: 1000}),
         ("other=0.01%", {RefundReason.OTHER: 1}),
         (
             "duplicate=0%, out_of_stock=100%",
@@ -130,6 +130,7 @@ BAD = [
     ("REFUNDS_RESTOCKING_FEE", "other=10%%", "'10%%'"),
     ("REFUNDS_RESTOCKING_FEE", "other=inf%", "'inf%'"),
     ("REFUNDS_RESTOCKING_FEE", "other", "'other'"),
+    ("REFUNDS_RESTOCKING_FEE", "other=0.1", "needs its % sign"),
     ("REFUNDS_RESTOCKING_FEE", "whim=10%", "'whim'"),
     ("REFUNDS_SETTLEMENT_CURRENCY", "XYZ", "'XYZ'"),
     ("REFUNDS_SETTLEMENT_CURRENCY", "euro", "'EURO'"),
