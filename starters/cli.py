@@ -16,6 +16,7 @@ from starters.client import refund_status, start_refund, visible_status, workflo
 from workers.client import connect
 from workers.logging_setup import configure_logging
 from workers.settings import Settings
+from workflows.currencies import format_amount
 from workflows.models import Psp, RefundReason, RefundRequest, RefundResult
 
 
@@ -185,7 +186,8 @@ async def status(request_id: str, as_json: bool) -> None:
             ) from exc
         raise
     text = f"{workflow_id(request_id)} {view.status.value}"
-    text += f": amount {view.amount} {view.currency}, refunded {view.amount_refunded}"
+    asked = "not decided" if view.amount is None else format_amount(view.amount, view.currency)
+    text += f": amount {asked}, refunded {format_amount(view.amount_refunded, view.currency)}"
     if view.psp_refund_id:
         text += f", provider refund {view.psp_refund_id}"
     if view.last_error:

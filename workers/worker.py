@@ -194,7 +194,13 @@ async def ledger_pool(
     ``migrate`` brings the schema up to date (workers, the local stack); readers such as
     ``refunds ledger verify`` pass False, so they never change the database they check.
     """
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=max_size)
+    try:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=max_size)
+    except (OSError, asyncpg.InterfaceError) as exc:  # refused, no such socket, timed out
+        raise SettingsError(
+            f"cannot reach PostgreSQL at REFUNDS_DATABASE_URL ({type(exc).__name__}: {exc}); "
+            "is it running (`refunds dev` runs one)?"
+        ) from exc
     try:
         async with pool.acquire() as conn:
             if migrate:

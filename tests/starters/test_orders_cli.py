@@ -187,7 +187,11 @@ def test_a_missing_file_or_database_is_one_clear_line(tmp_path: Path, database_u
     assert nodb.returncode == 1 and "REFUNDS_DATABASE_URL" in nodb.stderr
     bare = refunds("quote", "--order", "A-1", "--line", "L1=2", env=env(database_url))
     assert bare.returncode == 1 and "no ledger in it" in bare.stderr
-    assert "Traceback" not in missing.stderr + nodb.stderr + bare.stderr
+    gone = env(database_url)
+    gone["REFUNDS_DATABASE_URL"] = "postgresql://nobody@127.0.0.1:9/refunds"  # nothing listens
+    down = refunds("orders", "show", "A-1", env=gone)
+    assert down.returncode == 1 and "cannot reach PostgreSQL at REFUNDS_DATABASE_URL" in down.stderr
+    assert "Traceback" not in missing.stderr + nodb.stderr + bare.stderr + down.stderr
 
 
 async def test_a_quote_prints_each_part_and_what_is_left(
