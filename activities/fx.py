@@ -31,6 +31,7 @@ from activities.errors import DatabaseUnavailable, ExchangeRateMissing, LedgerCo
 from activities.fx_rates import Connection, newest_rate
 from activities.ledger_models import Transfer
 from activities.ledger_sql import UNAVAILABLE, fetch_transfer, insert_transfer, refusal_of
+from activities.transfer_ids import back_id, fx_id, post_id, value_id
 from workflows.currencies import MINOR_UNITS
 from workflows.models import PaymentSnapshot, PaymentState, ProviderRate
 from workflows.orders import MAX_AMOUNT as MAX_VALUE
@@ -38,22 +39,6 @@ from workflows.orders import MAX_AMOUNT as MAX_VALUE
 FX_ACCOUNT = "merchant:fx_gain_loss"
 REFUNDS_ACCOUNT = "merchant:refunds"
 NO_RATE_AT_REFUND = "capture (no rate at refund)"
-
-
-def post_id(refund_id: str) -> str:
-    return f"refund-{refund_id}:post"
-
-
-def value_id(refund_id: str) -> str:
-    return f"refund-{refund_id}:value"
-
-
-def fx_id(refund_id: str) -> str:
-    return f"refund-{refund_id}:fx"
-
-
-def back_id(transfer_id: str) -> str:
-    return f"{transfer_id}-back"
 
 
 def clearing_account(psp: str) -> str:

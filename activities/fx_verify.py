@@ -15,9 +15,10 @@ from collections.abc import Mapping
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from activities.fx import FX_ACCOUNT, back_id, fx_id, settlement_value, value_id
+from activities.fx import FX_ACCOUNT, settlement_value
 from activities.ledger_models import Transfer
 from activities.ledger_sql import COLUMNS, transfer_from_row
+from activities.transfer_ids import back_id, fx_id, value_id
 
 _MOVEMENTS = """
 SELECT m.transfer_id, m.refund_id, m.currency, m.amount, m.settlement_currency,

@@ -25,6 +25,7 @@ from activities.ledger import Ledger
 from activities.provider_metrics import provider_call
 from activities.providers import PaymentProvider
 from activities.reservations import Clock, ReservationRules, UnitClaims
+from activities.transfer_ids import post_id, reserve_id, void_id
 from workflows.models import (
     CompensateRefund,
     FetchPayment,
@@ -43,18 +44,6 @@ from workflows.models import (
     SettleRefund,
 )
 from workflows.refund_policy import RefundPolicy
-
-
-def reserve_id(request_id: str) -> str:
-    return f"refund-{request_id}:reserve"
-
-
-def post_id(request_id: str) -> str:
-    return f"refund-{request_id}:post"
-
-
-def void_id(request_id: str) -> str:
-    return f"refund-{request_id}:void"
 
 
 def ledger_accounts(psp: Psp, plan: RefundPlan) -> tuple[str, str]:
