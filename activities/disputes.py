@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from temporalio import activity
 
 from workflows.models import RecordDispute
@@ -23,8 +24,12 @@ class DisputeRegistry:
             dispute_id,
         )
 
-    async def dispute_of(self, payment_key: str) -> str | None:
-        found: str | None = await self._pool.fetchval(
+    async def dispute_of(
+        self, payment_key: str, conn: PoolConnectionProxy[asyncpg.Record] | None = None
+    ) -> str | None:
+        """The dispute of the payment, if any; on ``conn`` when given (a caller's transaction
+        must not wait for a second connection of the pool it may have exhausted)."""
+        found: str | None = await (conn or self._pool).fetchval(
             "SELECT dispute_id FROM disputed_payments WHERE payment_key = $1", payment_key
         )
         return found

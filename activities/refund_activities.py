@@ -21,7 +21,7 @@ from activities.errors import (
     to_application_error,
 )
 from activities.fx import FxBook
-from activities.ledger import Ledger
+from activities.ledger import Connection, Ledger
 from activities.provider_metrics import provider_call
 from activities.providers import PaymentProvider
 from activities.reservations import Clock, ReservationRules, UnitClaims
@@ -92,12 +92,15 @@ class RefundActivities:
         payment, plan = order.payment, order.plan
         debit, credit = ledger_accounts(payment.psp, plan)
         limit = payment.amount_authorized if plan.operation == "void" else payment.amount_captured
-        with as_application_errors():
-            made = await self._ledger.transfers_for_refund(order.request_id)
-            if any(t.id == reserve_id(order.request_id) for t in made):
-                return  # a retry after the reservation committed: never judge it again
+        checked = self._rules.within(order)
+
+        async def judged(conn: Connection) -> None:
+            # Inside the reservation, after it looked for itself: a retry of a reservation
+            # that committed is returned as it is and never judged again.
             dispute = (
-                await self._disputes.dispute_of(payment.payment_key) if self._disputes else None
+                await self._disputes.dispute_of(payment.payment_key, conn)
+                if self._disputes
+                else None
             )
             if dispute:
                 raise PaymentNotRefundable(
@@ -105,6 +108,9 @@ class RefundActivities:
                     "decides its money, a refund would pay the customer twice"
                 )
             self._rules.refusal(order)
+            await checked(conn)
+
+        with as_application_errors():
             await self._ledger.reserve(
                 transfer_id=reserve_id(order.request_id),
                 refund_id=order.request_id,
@@ -114,7 +120,7 @@ class RefundActivities:
                 amount=plan.amount,
                 debit_account=debit,
                 credit_account=credit,
-                within=self._rules.within(order),
+                within=judged,
             )
 
     @activity.defn(name="reverse_at_provider")
