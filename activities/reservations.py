@@ -2,10 +2,10 @@
 return claims and the payment's value at capture (a foreign currency), in the same transaction
 as the ledger's pending transfer.
 
-The reason and the refund window are checked first (they need no lock); the count of refunds a
-payment may have, and the units a return takes, are checked with the payment's ledger row
-locked, so two refunds of one payment can neither both be the last one allowed nor both take
-the same unit. A refusal leaves nothing reserved, claimed or valued.
+Every check runs inside the reservation's transaction, after the ledger looked for the
+reservation itself (a retry of one that committed is returned as it is, never judged again),
+with the payment's ledger row locked, so two refunds of one payment can neither both be the
+last one allowed nor both take the same unit. A refusal leaves nothing reserved, claimed or valued.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class ReservationRules:
         self._now = now or (lambda: datetime.now(UTC))
 
     def refusal(self, order: ReserveRefund) -> None:
-        """Refuse, before anything is locked, what the policy never allows."""
+        """Refuse what the policy never allows: a reason it does not accept, a payment
+        captured before the refund window."""
         payment = order.payment
         why = reason_refusal(self._policy, order.reason)
         if why is None and order.plan.operation == "refund":
