@@ -21,7 +21,9 @@ from workflows.returns import QuoteOrder
 class OrderReader(Protocol):
     async def fetch(self, order_id: str) -> Order | None: ...
 
-    async def quote(self, asked: QuoteInput, policy: RefundPolicy) -> RefundQuote: ...
+    async def quote(
+        self, asked: QuoteInput, policy: RefundPolicy, besides: str | None = None
+    ) -> RefundQuote: ...
 
 
 class OrderActivities:
@@ -44,6 +46,7 @@ class OrderActivities:
                     refund_shipping=asked.refund_shipping,
                 ),
                 self._policy,
+                besides=asked.request_id,
             )
 
     def all(self) -> list[Callable[..., Any]]:

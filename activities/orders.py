@@ -106,21 +106,27 @@ class OrderBook:
             stored = await read_order(conn, order_id)
         return None if stored is None else stored.order
 
-    async def taken_units(self, order_id: str) -> TakenUnits:
-        """The units of each line that live refunds hold (shipping: ``#shipping``, unit 1)."""
+    async def taken_units(self, order_id: str, besides: str | None = None) -> TakenUnits:
+        """The units of each line that live refunds hold (shipping: ``#shipping``, unit 1),
+        other than refund ``besides``'s own."""
         async with self._connection() as conn:
             held = await held_units(conn, order_id)
         taken: TakenUnits = {}
         for unit in held:
-            taken.setdefault(unit.line_id, []).append(unit.unit_no)
+            if unit.refund_id != besides:
+                taken.setdefault(unit.line_id, []).append(unit.unit_no)
         return taken
 
-    async def quote(self, asked: QuoteInput, policy: RefundPolicy) -> RefundQuote:
+    async def quote(
+        self, asked: QuoteInput, policy: RefundPolicy, besides: str | None = None
+    ) -> RefundQuote:
+        """The quote of ``asked``. ``besides``: the refund being quoted, whose own units count
+        as free (a workflow task run again after its reservation committed quotes the same)."""
         order = await self.fetch(asked.order_id)
         if order is None:
             where = "the order store" + (" or the order source" if self._source else "")
             raise OrderNotFound(f"order {asked.order_id} is not in {where}")
-        taken = await self.taken_units(asked.order_id)
+        taken = await self.taken_units(asked.order_id, besides)
         try:
             return quotes.quote_refund(order, taken, asked, policy)
         except quotes.QuoteRefused as exc:

@@ -101,8 +101,14 @@ class RefundWorkflow(ReviewHandlers):
         except Refusal as refusal:
             return await self._finish(RefundStatus.REJECTED, str(refusal))
         except StepFailed as failed:
-            if self._payment is None or failed.refused:
+            # A return's quote and claim run again if this task does (a crash, a reset): a
+            # refusal then may come after its reservation committed, so release whatever is
+            # held (nothing, usually). Plain refunds keep the command sequence they had.
+            returned = request.lines is not None and workflow.patched("release-refused-return")
+            if self._payment is None or (failed.refused and not returned):
                 return await self._finish(_ended(failed), str(failed))
+            if failed.refused:
+                return await self._release(RefundStatus.REJECTED, str(failed))
             # The reserve may have committed before its answer was lost: release it.
             return await self._release(RefundStatus.FAILED, str(failed))
         try:

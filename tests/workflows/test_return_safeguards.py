@@ -187,3 +187,56 @@ async def test_a_refund_refused_in_its_reservation_leaves_no_valuation(
         "SELECT refund_id FROM fx_valuations WHERE payment_key = $1", f"stripe:{payment}"
     )
     assert [row["refund_id"] for row in valued] == [first.request_id]
+
+
+async def test_a_workflow_task_run_again_after_the_reservation_quotes_the_same_units(
+    dev_env: WorkflowEnvironment, ledger_db: asyncpg.Pool, stripe_base: str
+) -> None:
+    """A crash (here: a reset) after the reservation committed runs the quote and the reserve
+    again: the refund's own units count as free for it, so it quotes and reserves the same and
+    goes on, instead of refusing itself with its money held."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+    shop = shop_client(stripe_base, SANDBOX_KEY)
+    book = OrderBook(ledger_db)
+    payment = await create_payment(shop, amount=60_000, currency="usd", customer="cus_42")
+    order = Order(
+        order_id=f"ord-{uuid.uuid4().hex[:8]}",
+        psp="stripe",
+        payment_id=payment,
+        currency="usd",
+        lines=[OrderLine(line_id="L1", sku="TV", quantity=2, unit_price=30_000)],
+    )
+    await book.save(order, source="test")
+    request = refund_request(
+        payment, order_id=order.order_id, lines=lines(L1=2), reason=RefundReason.OUT_OF_STOCK
+    )
+    client = dev_env.client
+    async with running_worker(client, ledger_db, stripe_base) as queue:
+        handle = await start_refund(client, request, queue)
+        await reach(handle, RefundStatus.AWAITING_REVIEW)  # quoted, reserved, claimed
+        history = await handle.fetch_history()
+        first_task = next(
+            e.event_id
+            for e in history.events
+            if e.HasField("workflow_task_completed_event_attributes")
+        )
+        reset = await client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=handle.id),
+                workflow_task_finish_event_id=first_task,
+                request_id=uuid.uuid4().hex,
+                reason="the worker died after the reservation committed",
+            )
+        )
+        again = client.get_workflow_handle_for(RefundWorkflow.run, handle.id, run_id=reset.run_id)
+        await reach(again, RefundStatus.AWAITING_REVIEW)
+        await again.execute_update(RefundWorkflow.approve_refund, ApproveDecision(reviewer="rita"))
+        result = await again.result()
+
+    assert (result.status, result.amount_refunded) == (RefundStatus.SUCCEEDED, 60_000), result
+    assert await book.taken_units(order.order_id) == {"L1": [1, 2]}
+    made = await Ledger(ledger_db).transfers_for_refund(request.request_id)
+    assert [t.kind for t in made] == ["pending", "post"]
