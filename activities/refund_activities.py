@@ -257,15 +257,13 @@ class RefundActivities:
             psp = posted.payment_key.split(":", 1)[0]
             try:
                 await self._fx.book_refund(request_id, psp, posted.amount, rate)
-            except RefundError as error:
-                if error.retryable:
-                    raise
+            except Exception as error:
+                if isinstance(error, RefundError) and error.retryable:
+                    raise  # the database is away: the retry books it
                 # The money moved and the refund is posted: a valuation that cannot be booked
-                # must never hold the refund up. `refunds ledger balances` shows it unvalued.
+                # must never hold the refund up. `refunds ledger verify` names it.
                 activity.logger.error(
-                    "refund %s is posted but its FX value was not booked: %s",
-                    request_id,
-                    error.message,
+                    "refund %s is posted but its FX value was not booked: %s", request_id, error
                 )
 
     def all(self) -> list[Callable[..., Any]]:

@@ -54,6 +54,7 @@ def no_nul(text: str) -> str:
 
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(no_nul)]
+MaybeBlank = Annotated[str, StringConstraints(max_length=500), AfterValidator(no_nul)]
 LineId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
@@ -129,7 +130,7 @@ class Order(BaseModel):
     psp: Psp
     payment_id: Text
     currency: str
-    customer_id: Text | None = None
+    customer_id: MaybeBlank | None = None
     placed_at: datetime | None = None
     lines: list[OrderLine] = Field(min_length=1)
     shipping: Shipping = Field(default_factory=Shipping)
